@@ -1,0 +1,3 @@
+"""frontdesk: a self-hostable AI front desk for therapy and mental-health practices."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""The one place that builds real adapters from settings and wires them together."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from frontdesk.adapters.crypto import FieldCipher
+from frontdesk.adapters.db import migrate
+from frontdesk.adapters.db.engine import make_engine, make_session_factory
+from frontdesk.config import Settings
+from frontdesk.domain.errors import ConfigurationError
+
+SECRET_FILE_NAME = ".frontdesk-secret"
+
+
+@dataclass
+class Runtime:
+    """What every entry point needs: settings, the database, and the contact-data cipher."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    cipher: FieldCipher
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed when the block ends, rolled back if it raises."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def resolve_secret(settings: Settings) -> str:
+    """The secret that protects contact data at rest.
+
+    PostgreSQL deployments must set FRONTDESK_SECRET_KEY (fail closed: several processes must
+    share it). A laptop on SQLite gets a random key in a 0600 file beside the database, so
+    frontdesk works out of the box without ever using a guessable default.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    if not settings.is_sqlite:
+        raise ConfigurationError(
+            "FRONTDESK_SECRET_KEY must be set when using PostgreSQL "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    db_path = settings.sqlite_path()
+    if db_path is None:
+        return secrets.token_urlsafe(48)  # in-memory database: nothing outlives the process
+    key_file = db_path.resolve().parent / SECRET_FILE_NAME
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def build_runtime(settings: Settings, *, upgrade: bool = False) -> Runtime:
+    path = settings.sqlite_path()
+    if path is not None:
+        Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
+    cipher = FieldCipher(resolve_secret(settings))
+    engine = make_engine(settings.sqlalchemy_url)
+    if upgrade:
+        migrate.upgrade(engine)
+    return Runtime(
+        settings=settings, engine=engine, sessions=make_session_factory(engine), cipher=cipher
+    )

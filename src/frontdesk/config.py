@@ -1,0 +1,138 @@
+"""One typed settings object, read from ``FRONTDESK_*`` variables and an optional ``frontdesk.toml``.
+
+Nothing here runs at import time: callers build ``Settings()`` (or ``load_settings``) when they
+need one, so tests can hand each app its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///./frontdesk.db"
+
+# Values people paste from examples; outside demo mode they are refused rather than used.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "password", "placeholder", "xxx"}
+)
+
+
+class Settings(BaseSettings):
+    """Every knob frontdesk reads. Each field is documented in docs/CONFIGURATION.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRONTDESK_",
+        toml_file="frontdesk.toml",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the database: sqlite:///PATH or postgresql://…",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description=(
+            "Key that protects patient contact data at rest. Required for PostgreSQL; on SQLite a "
+            "key file is created beside the database when unset."
+        ),
+    )
+    demo: bool = Field(default=False, description="Demo mode: allows placeholder secrets.")
+    host: str = Field(default="127.0.0.1", description="Address `frontdesk serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `frontdesk serve` binds to.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Address patients and providers reach this server at (links, signatures).",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the API accepts (bytes)."
+    )
+    default_session_minutes: int = Field(
+        default=50,
+        ge=5,
+        le=600,
+        description="Length of an appointment whose source gives a start but no end.",
+    )
+    import_window_past_days: int = Field(
+        default=30, ge=0, description="iCalendar import: expand recurrences this far back."
+    )
+    import_window_future_days: int = Field(
+        default=180, ge=1, description="iCalendar import: expand recurrences this far ahead."
+    )
+    default_timezone: str = Field(
+        default="America/New_York", description="Timezone given to a newly created practice."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, the file beats defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("database_url must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_fail_closed(self) -> Settings:
+        if self.secret_key is not None and not self.demo:
+            if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("secret_key is a placeholder; set a real random value")
+            if len(self.secret_key) < 32:
+                raise ValueError("secret_key must be at least 32 characters")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL with the driver made explicit (psycopg 3 for PostgreSQL)."""
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    def sqlite_path(self) -> Path | None:
+        """Filesystem path of an on-disk SQLite database, or None (memory or PostgreSQL)."""
+        if not self.is_sqlite:
+            return None
+        raw = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
+        if raw in ("", ":memory:"):
+            return None
+        return Path(raw)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,51 @@
+"""Our own small error hierarchy; entry points translate it to HTTP codes or exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one piece of input. ``loc`` is a dotted path, JSON path or line/column."""
+
+    loc: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"loc": self.loc, "message": self.message}
+
+
+class FrontdeskError(Exception):
+    code = "error"
+
+
+class ValidationFailed(FrontdeskError):
+    code = "validation_error"
+
+    def __init__(self, errors: list[FieldError], message: str = "The input is not valid.") -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.message = message
+
+
+class NotFound(FrontdeskError):
+    code = "not_found"
+
+
+class Unauthorized(FrontdeskError):
+    code = "unauthorized"
+
+
+class Forbidden(FrontdeskError):
+    code = "forbidden"
+
+
+class PracticeNotChosen(FrontdeskError):
+    """Several practices exist and the caller did not say which one."""
+
+    code = "practice_not_chosen"
+
+
+class ConfigurationError(FrontdeskError):
+    code = "configuration_error"

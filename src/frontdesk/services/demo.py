@@ -1,0 +1,178 @@
+"""The demo practice: enough people and a week of sessions around now to try everything.
+
+Seeding is an idempotent upsert (source ``demo``): running it again moves the week to the new
+"now" instead of piling up copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from frontdesk.adapters.crypto import FieldCipher
+from frontdesk.adapters.db.models import Practice
+from frontdesk.domain.appointments import AppointmentStatus, Confirmation
+from frontdesk.domain.intake import AppointmentIn, ClinicianIn, LocationIn, PatientIn, PatientRef
+from frontdesk.services.appointments import IntakeCache, upsert_appointment
+from frontdesk.services.patients import PatientKey, upsert_patient
+
+SOURCE = "demo"
+ACTOR = "demo-seed"
+
+CLINICIANS = [
+    ClinicianIn(name="Dr. Maya Okafor", external_id="clin-okafor"),
+    ClinicianIn(name="Luis Herrera, LCSW", external_id="clin-herrera"),
+    ClinicianIn(name="Sam Whitfield, LMFT", external_id="clin-whitfield"),
+]
+LOCATIONS = [
+    LocationIn(name="Harbor Street office", address="120 Harbor St, Suite 4, Portland, ME"),
+    LocationIn(name="Westside office", address="88 Elm Ave, Portland, ME"),
+]
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    key: str
+    name: str
+    preferred: str | None
+    phone: str | None
+    email: str | None
+    channel: str
+    language: str
+    timezone: str | None = None
+
+
+# 555-01xx numbers are reserved for fiction, so the demo never texts a real person.
+PATIENTS = [
+    DemoPatient("p-01", "Avery Johnson", "Avery", "+12025550101", "avery@example.com", "sms", "en"),
+    DemoPatient("p-02", "María Fernanda López", "Mafe", "+12025550102", None, "sms", "es"),
+    DemoPatient("p-03", "Jordan Lee", None, None, "jordan.lee@example.com", "email", "en"),
+    DemoPatient(
+        "p-04", "Priya Raman", "Priya", "+12025550104", "priya@example.org", "whatsapp", "en"
+    ),
+    DemoPatient("p-05", "José Martínez", None, "+12025550105", "jose.m@example.com", "sms", "es"),
+    DemoPatient(
+        "p-06", "Taylor Brooks", "Tay", "+12025550106", None, "sms", "en", "America/Chicago"
+    ),
+    DemoPatient("p-07", "Chen Wei", None, None, "chen.wei@example.net", "email", "en"),
+    DemoPatient(
+        "p-08", "Lucía Romero", "Lucía", "+12025550108", "lucia@example.com", "whatsapp", "es"
+    ),
+    DemoPatient(
+        "p-09",
+        "Noah Williams",
+        None,
+        "+12025550109",
+        "noah.w@example.com",
+        "email",
+        "en",
+        "America/Los_Angeles",
+    ),
+    DemoPatient("p-10", "Grace Kim", "Gracie", "+12025550110", None, "sms", "en"),
+    DemoPatient(
+        "p-11", "Diego Castillo", None, "+12025550111", "diego@example.com", "webchat", "es"
+    ),
+    DemoPatient("p-12", "Hannah Schultz", None, "+12025550112", "hannah@example.com", "sms", "en"),
+]
+
+# (day offset from today, local hour, patient index, clinician index, where) — "tele" is video.
+SCHEDULE = [
+    (-3, 9, 0, 0, 0),
+    (-3, 14, 1, 1, "tele"),
+    (-2, 10, 2, 2, 1),
+    (-2, 16, 3, 0, 0),
+    (-1, 11, 4, 1, 1),
+    (-1, 17, 5, 2, "tele"),
+    (0, 8, 6, 0, 0),
+    (0, 10, 7, 1, "tele"),
+    (0, 13, 8, 2, 1),
+    (0, 15, 9, 0, 0),
+    (0, 18, 10, 1, "tele"),
+    (1, 9, 11, 2, 1),
+    (1, 11, 0, 0, 0),
+    (1, 14, 1, 1, "tele"),
+    (2, 10, 2, 2, 1),
+    (2, 15, 3, 0, 0),
+    (3, 9, 4, 1, 1),
+    (3, 12, 5, 2, "tele"),
+    (3, 16, 6, 0, 0),
+    (4, 10, 7, 1, "tele"),
+    (4, 13, 8, 2, 1),
+    (5, 11, 9, 0, 0),
+    (6, 10, 10, 1, "tele"),
+    (6, 14, 11, 2, 1),
+]
+
+
+def _status_for(day: int, index: int) -> tuple[AppointmentStatus, Confirmation]:
+    """A believable mix: past sessions mostly fulfilled, a no-show, a cancellation, replies."""
+    if day < 0:
+        return (
+            AppointmentStatus.NOSHOW if index == 3 else AppointmentStatus.FULFILLED,
+            Confirmation.CONFIRMED if index != 3 else Confirmation.UNCONFIRMED,
+        )
+    cycle = index % 6
+    if cycle == 1:
+        return AppointmentStatus.BOOKED, Confirmation.CONFIRMED
+    if cycle == 3:
+        return AppointmentStatus.CANCELLED, Confirmation.DECLINED
+    if cycle == 4:
+        return AppointmentStatus.BOOKED, Confirmation.RESCHEDULE_REQUESTED
+    return AppointmentStatus.BOOKED, Confirmation.UNCONFIRMED
+
+
+def seed_demo(session: Session, cipher: FieldCipher, practice: Practice, now: datetime) -> int:
+    """Make ``practice`` the demo practice; returns how many appointments it has this week."""
+    practice.name = "Harbor Light Counseling (demo)"
+    practice.timezone = "America/New_York"
+    practice.phone = "+12025550100"
+    practice.email = "frontdesk@harborlight.example"
+    practice.booking_url = "https://harborlight.example/book"
+    session.flush()
+    for p in PATIENTS:
+        data = PatientIn.model_validate(
+            {
+                "name": p.name,
+                "preferred_name": p.preferred,
+                "phone": p.phone,
+                "email": p.email,
+                "preferred_channel": p.channel,
+                "language": p.language,
+                "timezone": p.timezone,
+                "consent": {"sms": p.phone is not None, "email": p.email is not None},
+            }
+        )
+        upsert_patient(session, cipher, practice, PatientKey(SOURCE, p.key), data, actor=ACTOR)
+    tz = ZoneInfo(practice.timezone)
+    today = now.astimezone(tz).date()
+    cache = IntakeCache()
+    for index, (day, hour, patient, clinician, where) in enumerate(SCHEDULE):
+        start = datetime.combine(today + timedelta(days=day), time(hour), tzinfo=tz)
+        status, confirmation = _status_for(day, index)
+        record = AppointmentIn(
+            patient=PatientRef(external_id=PATIENTS[patient].key),
+            start=start,
+            duration_minutes=50,
+            status=status,
+            confirmation=confirmation,
+            clinician=CLINICIANS[clinician],
+            location=None if where == "tele" else LOCATIONS[int(where)],
+            telehealth_url="https://video.harborlight.example/room/" + PATIENTS[patient].key
+            if where == "tele"
+            else None,
+        )
+        upsert_appointment(
+            session,
+            cipher,
+            practice,
+            SOURCE,
+            f"demo-{index:02d}",
+            record,
+            actor=ACTOR,
+            default_minutes=50,
+            cache=cache,
+        )
+    return len(SCHEDULE)

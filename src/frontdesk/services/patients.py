@@ -1,0 +1,232 @@
+"""Patients: idempotent upsert keyed by (source, external id), contact data sealed at rest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from frontdesk.adapters.crypto import FieldCipher
+from frontdesk.adapters.db.models import Patient, PatientConsent, Practice
+from frontdesk.domain.channels import Channel, ConsentStatus, default_channel
+from frontdesk.domain.errors import FieldError, ValidationFailed
+from frontdesk.domain.intake import IntakeOutcome, PatientIn
+from frontdesk.services import audit
+from frontdesk.services.lookups import IntakeCache, PatientKey, find_patient
+
+
+def find_by_phone(
+    session: Session, cipher: FieldCipher, practice_id: int, e164: str
+) -> list[Patient]:
+    """Patients with this phone number (E.164); several when a family shares one."""
+    return list(
+        session.scalars(
+            select(Patient).where(
+                Patient.practice_id == practice_id,
+                Patient.phone_lookup == cipher.lookup_key(e164),
+            )
+        )
+    )
+
+
+def find_by_email(
+    session: Session, cipher: FieldCipher, practice_id: int, email: str
+) -> list[Patient]:
+    return list(
+        session.scalars(
+            select(Patient).where(
+                Patient.practice_id == practice_id,
+                Patient.email_lookup == cipher.lookup_key(email.lower()),
+            )
+        )
+    )
+
+
+def upsert_patient(
+    session: Session,
+    cipher: FieldCipher,
+    practice: Practice,
+    key: PatientKey,
+    data: PatientIn,
+    *,
+    actor: str,
+    cache: IntakeCache | None = None,
+) -> tuple[Patient, IntakeOutcome]:
+    """Create the patient or apply the fields ``data`` carries; unchanged data writes nothing."""
+    patient = find_patient(session, practice.id, key, cache)
+    if patient is None:
+        return _create(session, cipher, practice, key, data, actor=actor, cache=cache)
+    changed = _apply(patient, data, cipher)
+    changed |= _apply_consent(session, patient, data, actor=actor)
+    if not changed:
+        return patient, IntakeOutcome.UNCHANGED
+    _check_channel_reachable(patient, cipher)
+    audit.record(
+        session,
+        practice_id=practice.id,
+        actor=actor,
+        action="patient.updated",
+        entity_type="patient",
+        entity_id=patient.id,
+        details={"fields": sorted(changed)},
+    )
+    return patient, IntakeOutcome.UPDATED
+
+
+def _create(
+    session: Session,
+    cipher: FieldCipher,
+    practice: Practice,
+    key: PatientKey,
+    data: PatientIn,
+    *,
+    actor: str,
+    cache: IntakeCache | None,
+) -> tuple[Patient, IntakeOutcome]:
+    patient = Patient(
+        practice_id=practice.id,
+        source=key.source,
+        external_id=key.external_id,
+        language="en",
+        reminders_enabled=True,
+    )
+    _apply(patient, data, cipher)
+    if patient.preferred_channel is None:
+        channel = default_channel(
+            has_phone=patient.phone_sealed is not None, has_email=patient.email_sealed is not None
+        )
+        patient.preferred_channel = channel.value if channel else None
+    _check_channel_reachable(patient, cipher)
+    try:
+        # A concurrent request may create the same patient: the savepoint lets us lose the race
+        # gracefully and update the winner's row instead.
+        with session.begin_nested():
+            session.add(patient)
+            session.flush()
+    except IntegrityError:
+        if find_patient(session, practice.id, key) is None:
+            raise
+        if cache is not None:
+            cache.patients.pop(key, None)
+        return upsert_patient(session, cipher, practice, key, data, actor=actor)
+    if cache is not None:
+        cache.patients[key] = patient
+    _apply_consent(session, patient, data, actor=actor)
+    audit.record(
+        session,
+        practice_id=practice.id,
+        actor=actor,
+        action="patient.created",
+        entity_type="patient",
+        entity_id=patient.id,
+    )
+    return patient, IntakeOutcome.CREATED
+
+
+def _apply(patient: Patient, data: PatientIn, cipher: FieldCipher) -> set[str]:
+    """Copy the fields the source sent onto the row; return the names of those that changed."""
+    sent = data.model_fields_set
+    changed: set[str] = set()
+
+    def put(field: str, column: str, value: Any) -> None:
+        if getattr(patient, column) != value:
+            setattr(patient, column, value)
+            changed.add(field)
+
+    for field in ("name", "preferred_name", "timezone"):
+        if field in sent:
+            put(field, field, getattr(data, field))
+    if "language" in sent:
+        put("language", "language", data.language or "en")
+    if "preferred_channel" in sent:
+        put(
+            "preferred_channel",
+            "preferred_channel",
+            data.preferred_channel.value if data.preferred_channel else None,
+        )
+    if "reminders_enabled" in sent and data.reminders_enabled is not None:
+        put("reminders_enabled", "reminders_enabled", data.reminders_enabled)
+    if "phone" in sent:
+        lookup = cipher.lookup_key(data.phone)
+        if lookup != patient.phone_lookup:
+            patient.phone_lookup = lookup
+            patient.phone_sealed = cipher.seal(data.phone)
+            changed.add("phone")
+    if "email" in sent:
+        lookup = cipher.lookup_key(data.email.lower() if data.email else None)
+        if lookup != patient.email_lookup or _opened(cipher, patient.email_sealed) != data.email:
+            patient.email_lookup = lookup
+            patient.email_sealed = cipher.seal(data.email)
+            changed.add("email")
+    if "date_of_birth" in sent:
+        dob = data.date_of_birth.isoformat() if data.date_of_birth else None
+        if _opened(cipher, patient.date_of_birth_sealed) != dob:
+            patient.date_of_birth_sealed = cipher.seal(dob)
+            changed.add("date_of_birth")
+    return changed
+
+
+def _apply_consent(session: Session, patient: Patient, data: PatientIn, *, actor: str) -> set[str]:
+    if "consent" not in data.model_fields_set or not data.consent:
+        return set()
+    current = {c.channel: c for c in patient.consents}
+    changed: set[str] = set()
+    for channel, granted in data.consent.items():
+        status = (ConsentStatus.GRANTED if granted else ConsentStatus.REVOKED).value
+        row = current.get(channel.value)
+        if row is None:
+            patient.consents.append(
+                PatientConsent(
+                    practice_id=patient.practice_id,
+                    channel=channel.value,
+                    status=status,
+                    source=actor,
+                )
+            )
+        elif row.status != status:
+            row.status = status
+            row.source = actor
+        else:
+            continue
+        changed.add(f"consent.{channel.value}")
+    return changed
+
+
+def _opened(cipher: FieldCipher, sealed: str | None) -> str | None:
+    return cipher.open(sealed)
+
+
+def _check_channel_reachable(patient: Patient, cipher: FieldCipher) -> None:
+    """A preferred channel the patient cannot be reached on is a data error, said up front."""
+    channel = patient.preferred_channel
+    needs_phone = channel in (Channel.SMS.value, Channel.WHATSAPP.value)
+    if needs_phone and patient.phone_sealed is None:
+        raise ValidationFailed(
+            [FieldError("preferred_channel", f"{channel} needs a phone number on the patient")]
+        )
+    if channel == Channel.EMAIL.value and patient.email_sealed is None:
+        raise ValidationFailed(
+            [FieldError("preferred_channel", "email needs an email address on the patient")]
+        )
+
+
+@dataclass(frozen=True)
+class PatientContact:
+    """A patient's contact data, opened for use by a channel or shown to the API client."""
+
+    phone: str | None
+    email: str | None
+    date_of_birth: date | None
+
+
+def contact_of(patient: Patient, cipher: FieldCipher) -> PatientContact:
+    dob = cipher.open(patient.date_of_birth_sealed)
+    return PatientContact(
+        phone=cipher.open(patient.phone_sealed),
+        email=cipher.open(patient.email_sealed),
+        date_of_birth=date.fromisoformat(dob) if dob else None,
+    )

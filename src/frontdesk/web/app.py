@@ -1,0 +1,53 @@
+"""The web application, built by ``create_app(settings)``; nothing is created at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from frontdesk import __version__
+from frontdesk.bootstrap import Runtime, build_runtime
+from frontdesk.config import Settings
+from frontdesk.web import errors, pages
+from frontdesk.web.api import v1
+from frontdesk.web.body_limit import BodySizeLimit
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The app for ``settings``. Pass ``runtime`` to share one (tests, ``serve``); otherwise
+    the app builds its own and disposes of it on shutdown."""
+    owned = runtime is None
+    rt = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            rt.dispose()
+
+    app = FastAPI(
+        title="frontdesk",
+        version=__version__,
+        description=(
+            "Appointment intake and schedule for a practice. Authenticate with a per-practice "
+            "API key: `Authorization: Bearer fdk_…` (create one with `frontdesk apikey create`)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    errors.install(app)
+    app.include_router(v1.router)
+    app.include_router(pages.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For process managers: ``uvicorn --factory frontdesk.web.app:app_from_env --workers 4``."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level)
+    return create_app(settings)

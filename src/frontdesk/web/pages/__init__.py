@@ -1,0 +1,62 @@
+"""Server-rendered pages: the practice's schedule, and the health check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from frontdesk.bootstrap import Runtime
+from frontdesk.domain.errors import PracticeNotChosen
+from frontdesk.domain.times import now_utc
+from frontdesk.services import practices, queries
+from frontdesk.services.views import practice_view
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+
+
+def _home_context(runtime: Runtime, slug: str | None) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        try:
+            practice = practices.resolve_practice(session, slug)
+        except PracticeNotChosen:
+            return {"choose": [practice_view(p) for p in practices.list_practices(session)]}
+        now = now_utc()
+        return {
+            "practice": practice_view(practice),
+            "days": queries.agenda(session, practice, now),
+            "today": now.astimezone(ZoneInfo(practice.timezone)).date(),
+        }
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, practice: str | None = None) -> HTMLResponse:
+    runtime: Runtime = request.app.state.runtime
+    context = await run_in_threadpool(_home_context, runtime, practice)
+    return TEMPLATES.TemplateResponse(request, "home.html", context)
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+
+    def probe() -> bool:
+        try:
+            with runtime.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    ok = await run_in_threadpool(probe)
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unreachable"},
+        status_code=200 if ok else 503,
+    )
