@@ -87,8 +87,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     runtime = build_runtime(
         Settings(database_url=f"sqlite:///{path}", secret_key=TEST_SECRET), upgrade=True
     )
-    with runtime.engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    # Fold the WAL into the main file so a plain copy carries the whole schema. Run on the
+    # driver connection: the engine's BEGIN IMMEDIATE hook would otherwise lock the table.
+    raw = runtime.engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+    finally:
+        raw.close()
     runtime.dispose()
     return path
 

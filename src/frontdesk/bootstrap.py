@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from frontdesk.adapters.crypto import FieldCipher
@@ -19,6 +21,7 @@ from frontdesk.config import Settings
 from frontdesk.domain.errors import ConfigurationError
 
 SECRET_FILE_NAME = ".frontdesk-secret"
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,6 +38,18 @@ class Runtime:
         """One unit of work: committed when the block ends, rolled back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+
+    def retrying(self, work: Callable[[Session], T], *, attempts: int = 3) -> T:
+        """Run ``work`` in a transaction, again from the start if a concurrent writer won a
+        unique-key race (the next attempt then sees that writer's row)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except IntegrityError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()

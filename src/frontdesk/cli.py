@@ -323,7 +323,7 @@ def apikey_list(practice: PracticeOpt = None, as_json: JsonOpt = False) -> None:
     from frontdesk.services.views import iso
 
     with opened() as runtime, runtime.transaction() as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "prefix": k.prefix,
                 "name": k.name,
@@ -566,7 +566,7 @@ def patients_list(
         table.add_row(
             f"{p['source']}/{p['external_id']}",
             p["name"] or "",
-            p["preferred_channel"] or "",
+            p["channel"] or "",
             p["language"],
             p["phone"] or "",
             p["email"] or "",

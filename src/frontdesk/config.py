@@ -1,4 +1,4 @@
-"""One typed settings object, read from ``FRONTDESK_*`` variables and an optional ``frontdesk.toml``.
+"""One typed settings object, from ``FRONTDESK_*`` variables and an optional ``frontdesk.toml``.
 
 Nothing here runs at import time: callers build ``Settings()`` (or ``load_settings``) when they
 need one, so tests can hand each app its own.

@@ -44,6 +44,9 @@ SourceName = Annotated[
         strip_whitespace=True, to_lower=True, min_length=1, max_length=40, pattern=r"^[a-z0-9_.-]+$"
     ),
 ]
+# Names a scheduling system (part of every record's key): "calendly", "ehr-main", "csv".
+SOURCE_PATTERN = re.compile(r"^[a-z0-9_.-]{1,40}$")
+SOURCE_RULE = "use 1-40 lower-case letters, digits, '.', '_' or '-'"
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
@@ -205,9 +208,12 @@ class AppointmentIn(_Record):
                 object.__setattr__(self, name, localize(value, zone_name))
             except NonexistentLocalTime as exc:
                 raise ValueError(f"{name}: {exc}") from exc
-        if self.end is not None and self.duration_minutes is not None:
-            if self.end - self.start != timedelta(minutes=self.duration_minutes):
-                raise ValueError("end and duration_minutes disagree; send only one")
+        if (
+            self.end is not None
+            and self.duration_minutes is not None
+            and self.end - self.start != timedelta(minutes=self.duration_minutes)
+        ):
+            raise ValueError("end and duration_minutes disagree; send only one")
         if self.end is not None:
             problem = time_problem(self.start, self.end)
             if problem:
@@ -229,5 +235,5 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
         message = err["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        out.append(FieldError(loc=loc or prefix or "body", message=message))
+        out.append(FieldError(loc=loc or "record", message=message))
     return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
@@ -87,27 +86,10 @@ def upsert_appointment(
             confirmation=(data.confirmation or Confirmation.UNCONFIRMED).value,
             version=1,
         )
-        try:
-            with session.begin_nested():
-                session.add(appointment)
-                session.flush()
-        except IntegrityError:
-            # Lost a race with a concurrent upsert of the same key: update the winner instead.
-            if find_appointment(session, practice.id, key) is None:
-                raise
-            cache.appointments.pop(key, None)
-            return upsert_appointment(
-                session,
-                cipher,
-                practice,
-                source,
-                external_id,
-                data,
-                actor=actor,
-                default_minutes=default_minutes,
-                cache=cache,
-                create_patient=create_patient,
-            )
+        # A concurrent creator of the same key makes this flush raise IntegrityError; the
+        # caller's unit of work retries and then updates the winner's row.
+        session.add(appointment)
+        session.flush()
         cache.appointments[key] = appointment
         audit.record(
             session,

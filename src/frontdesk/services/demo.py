@@ -16,8 +16,9 @@ from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.models import Practice
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
 from frontdesk.domain.intake import AppointmentIn, ClinicianIn, LocationIn, PatientIn, PatientRef
-from frontdesk.services.appointments import IntakeCache, upsert_appointment
-from frontdesk.services.patients import PatientKey, upsert_patient
+from frontdesk.services.appointments import upsert_appointment
+from frontdesk.services.lookups import IntakeCache, PatientKey
+from frontdesk.services.patients import upsert_patient
 
 SOURCE = "demo"
 ACTOR = "demo-seed"
@@ -78,31 +79,31 @@ PATIENTS = [
     DemoPatient("p-12", "Hannah Schultz", None, "+12025550112", "hannah@example.com", "sms", "en"),
 ]
 
-# (day offset from today, local hour, patient index, clinician index, where) — "tele" is video.
-SCHEDULE = [
+# (day offset from today, local hour, patient, clinician, location) — location None is video.
+SCHEDULE: list[tuple[int, int, int, int, int | None]] = [
     (-3, 9, 0, 0, 0),
-    (-3, 14, 1, 1, "tele"),
+    (-3, 14, 1, 1, None),
     (-2, 10, 2, 2, 1),
     (-2, 16, 3, 0, 0),
     (-1, 11, 4, 1, 1),
-    (-1, 17, 5, 2, "tele"),
+    (-1, 17, 5, 2, None),
     (0, 8, 6, 0, 0),
-    (0, 10, 7, 1, "tele"),
+    (0, 10, 7, 1, None),
     (0, 13, 8, 2, 1),
     (0, 15, 9, 0, 0),
-    (0, 18, 10, 1, "tele"),
+    (0, 18, 10, 1, None),
     (1, 9, 11, 2, 1),
     (1, 11, 0, 0, 0),
-    (1, 14, 1, 1, "tele"),
+    (1, 14, 1, 1, None),
     (2, 10, 2, 2, 1),
     (2, 15, 3, 0, 0),
     (3, 9, 4, 1, 1),
-    (3, 12, 5, 2, "tele"),
+    (3, 12, 5, 2, None),
     (3, 16, 6, 0, 0),
-    (4, 10, 7, 1, "tele"),
+    (4, 10, 7, 1, None),
     (4, 13, 8, 2, 1),
     (5, 11, 9, 0, 0),
-    (6, 10, 10, 1, "tele"),
+    (6, 10, 10, 1, None),
     (6, 14, 11, 2, 1),
 ]
 
@@ -159,9 +160,9 @@ def seed_demo(session: Session, cipher: FieldCipher, practice: Practice, now: da
             status=status,
             confirmation=confirmation,
             clinician=CLINICIANS[clinician],
-            location=None if where == "tele" else LOCATIONS[int(where)],
+            location=None if where is None else LOCATIONS[where],
             telehealth_url="https://video.harborlight.example/room/" + PATIENTS[patient].key
-            if where == "tele"
+            if where is None
             else None,
         )
         upsert_appointment(

@@ -1,7 +1,8 @@
 """File imports: every valid row lands, every bad row is reported and kept, nothing half-written.
 
-Rows are committed in batches; each row runs in its own savepoint, so a row that fails at the
-database (or in a cross-field rule) rolls back alone and the batch goes on.
+Rows are committed in batches of ``BATCH_SIZE``. A row refused by validation is kept in
+``intake_rejections`` and writes nothing else; a conflict with a concurrent writer makes the
+batch start again with one savepoint per row.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ class ImportSummary:
 
     def count(self, outcome: IntakeOutcome) -> None:
         setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+    def merge(self, other: ImportSummary) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        room = MAX_REPORTED - len(self.rejections)
+        self.rejections.extend(other.rejections[: max(room, 0)])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,28 +107,70 @@ def _run_batch(
     actor: str,
     summary: ImportSummary,
 ) -> None:
-    with runtime.transaction() as session:
-        practice = practices.resolve_practice(session, practice_slug)
-        cache = _prefetched(session, practice, batch)
-        for index, row in enumerate(batch):
-            if not row.ok:
-                _reject(session, practice, channel, row, row.errors, summary)
-                continue
-            errors: list[FieldError] = []
-            try:
-                with session.begin_nested():
-                    outcome = _apply(runtime, session, practice, row, actor, cache)
-            except ValidationFailed as exc:
-                errors = exc.errors
-            except IntegrityError as exc:
-                reason = f"the database refused the row ({type(exc.orig).__name__})"
-                errors = [FieldError("row", reason)]
-            if errors:
-                # The savepoint undid whatever this row created, which the cache may still hold.
-                cache = _prefetched(session, practice, batch[index + 1 :])
-                _reject(session, practice, channel, row, errors, summary)
-                continue
-            summary.count(outcome)
+    try:
+        with runtime.transaction() as session:
+            done = _apply_batch(runtime, session, batch, practice_slug, channel, actor, False)
+    except IntegrityError:
+        # A concurrent writer created one of these keys while we worked: redo the batch row by
+        # row, each in a savepoint, so only the contested rows are retried.
+        with runtime.transaction() as session:
+            done = _apply_batch(runtime, session, batch, practice_slug, channel, actor, True)
+    summary.merge(done)
+
+
+def _apply_batch(
+    runtime: Runtime,
+    session: Session,
+    batch: list[ImportRow],
+    practice_slug: str | None,
+    channel: str,
+    actor: str,
+    row_savepoints: bool,
+) -> ImportSummary:
+    """Apply every row; a row refused by validation writes nothing (the services check before
+    they write), so only database conflicts need savepoints."""
+    done = ImportSummary()
+    practice = practices.resolve_practice(session, practice_slug)
+    cache = _prefetched(session, practice, batch)
+    for index, row in enumerate(batch):
+        if not row.ok:
+            _reject(runtime, session, practice, channel, row, row.errors, done)
+            continue
+        try:
+            if not row_savepoints:
+                outcome = _apply(runtime, session, practice, row, actor, cache)
+            else:
+                outcome, cache = _apply_in_savepoint(
+                    runtime, session, practice, batch[index:], actor, cache
+                )
+        except ValidationFailed as exc:
+            _reject(runtime, session, practice, channel, row, exc.errors, done)
+            continue
+        except IntegrityError as exc:
+            reason = f"the database refused the row twice ({type(exc.orig).__name__})"
+            _reject(runtime, session, practice, channel, row, [FieldError("row", reason)], done)
+            continue
+        done.count(outcome)
+    return done
+
+
+def _apply_in_savepoint(
+    runtime: Runtime,
+    session: Session,
+    practice: Practice,
+    rest: list[ImportRow],
+    actor: str,
+    cache: IntakeCache,
+) -> tuple[IntakeOutcome, IntakeCache]:
+    """Apply ``rest[0]``, retrying once after a conflict. Returns the cache to go on with: a
+    rolled-back savepoint may have undone rows the old cache still holds."""
+    try:
+        with session.begin_nested():
+            return _apply(runtime, session, practice, rest[0], actor, cache), cache
+    except IntegrityError:
+        cache = _prefetched(session, practice, rest)
+    with session.begin_nested():
+        return _apply(runtime, session, practice, rest[0], actor, cache), cache
 
 
 def _prefetched(session: Session, practice: Practice, rows: list[ImportRow]) -> IntakeCache:
@@ -173,6 +224,7 @@ def _apply(
 
 
 def _reject(
+    runtime: Runtime,
     session: Session,
     practice: Practice,
     channel: str,
@@ -190,7 +242,7 @@ def _reject(
             practice_id=practice.id,
             channel=channel,
             reference=row.reference[:300],
-            raw=row.raw,
+            raw_sealed=runtime.cipher.seal(row.raw) or "",
             errors={"errors": [e.as_dict() for e in errors]},
         )
     )

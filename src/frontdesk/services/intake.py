@@ -17,7 +17,14 @@ from frontdesk.adapters.db.models import IntakeRejection, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.contact import region_of_locale
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
-from frontdesk.domain.intake import AppointmentIn, IntakeOutcome, PatientIn, field_errors
+from frontdesk.domain.intake import (
+    SOURCE_PATTERN,
+    SOURCE_RULE,
+    AppointmentIn,
+    IntakeOutcome,
+    PatientIn,
+    field_errors,
+)
 from frontdesk.services import queries
 from frontdesk.services.apikeys import Caller
 from frontdesk.services.appointments import upsert_appointment
@@ -26,16 +33,13 @@ from frontdesk.services.patients import upsert_patient
 from frontdesk.services.views import appointment_view, patient_view
 
 M = TypeVar("M", AppointmentIn, PatientIn)
-_SOURCE = re.compile(r"^[a-z0-9_.-]{1,40}$")
 _EXTERNAL_ID = re.compile(r"^\S{1,200}$")
 
 
 def check_key(source: str, external_id: str) -> None:
     errors = []
-    if not _SOURCE.match(source):
-        errors.append(
-            FieldError("path.source", "use 1-40 lower-case letters, digits, '.', '_' or '-'")
-        )
+    if not SOURCE_PATTERN.match(source):
+        errors.append(FieldError("path.source", SOURCE_RULE))
     if not _EXTERNAL_ID.match(external_id):
         errors.append(FieldError("path.external_id", "use 1-200 characters without spaces"))
     if errors:
@@ -66,22 +70,24 @@ def validation_context(practice: Practice) -> dict[str, Any]:
 def put_appointment(
     runtime: Runtime, caller: Caller, source: str, external_id: str, body: bytes
 ) -> tuple[dict[str, Any], IntakeOutcome]:
+    def work(session: Session) -> tuple[dict[str, Any], IntakeOutcome]:
+        practice = practice_of(session, caller)
+        check_key(source, external_id)
+        data = _validate(AppointmentIn, parse_json(body), practice)
+        appointment, outcome = upsert_appointment(
+            session,
+            runtime.cipher,
+            practice,
+            source,
+            external_id,
+            data,
+            actor=caller.actor,
+            default_minutes=runtime.settings.default_session_minutes,
+        )
+        return appointment_view(appointment, practice), outcome
+
     try:
-        with runtime.transaction() as session:
-            practice = practice_of(session, caller)
-            check_key(source, external_id)
-            data = _validate(AppointmentIn, parse_json(body), practice)
-            appointment, outcome = upsert_appointment(
-                session,
-                runtime.cipher,
-                practice,
-                source,
-                external_id,
-                data,
-                actor=caller.actor,
-                default_minutes=runtime.settings.default_session_minutes,
-            )
-            return appointment_view(appointment, practice), outcome
+        return runtime.retrying(work)
     except ValidationFailed as exc:
         _keep_rejected(runtime, caller, "api.appointment", f"{source}/{external_id}", body, exc)
         raise
@@ -90,20 +96,22 @@ def put_appointment(
 def put_patient(
     runtime: Runtime, caller: Caller, source: str, external_id: str, body: bytes
 ) -> tuple[dict[str, Any], IntakeOutcome]:
+    def work(session: Session) -> tuple[dict[str, Any], IntakeOutcome]:
+        practice = practice_of(session, caller)
+        check_key(source, external_id)
+        data = _validate(PatientIn, parse_json(body), practice)
+        patient, outcome = upsert_patient(
+            session,
+            runtime.cipher,
+            practice,
+            PatientKey(source, external_id),
+            data,
+            actor=caller.actor,
+        )
+        return patient_view(patient, runtime.cipher), outcome
+
     try:
-        with runtime.transaction() as session:
-            practice = practice_of(session, caller)
-            check_key(source, external_id)
-            data = _validate(PatientIn, parse_json(body), practice)
-            patient, outcome = upsert_patient(
-                session,
-                runtime.cipher,
-                practice,
-                PatientKey(source, external_id),
-                data,
-                actor=caller.actor,
-            )
-            return patient_view(patient, runtime.cipher), outcome
+        return runtime.retrying(work)
     except ValidationFailed as exc:
         _keep_rejected(runtime, caller, "api.patient", f"{source}/{external_id}", body, exc)
         raise
@@ -159,7 +167,7 @@ def _keep_rejected(
                 practice_id=caller.practice_id,
                 channel=channel,
                 reference=reference[:300],
-                raw=body.decode("utf-8", errors="replace"),
+                raw_sealed=runtime.cipher.seal(body.decode("utf-8", errors="replace")) or "",
                 errors={"errors": [e.as_dict() for e in exc.errors]},
             )
         )

@@ -95,8 +95,8 @@ def prefetch(
             cache.patients[PatientKey(patient.source, patient.external_id)] = patient
     appointment_keys = set(appointments) - cache.appointments.keys()
     if appointment_keys:
-        for key in appointment_keys:
-            cache.appointments[key] = None
+        for appointment_key in appointment_keys:
+            cache.appointments[appointment_key] = None
         rows_a = session.scalars(
             select(Appointment).where(
                 Appointment.practice_id == practice_id,

@@ -7,7 +7,6 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
@@ -60,11 +59,22 @@ def upsert_patient(
     patient = find_patient(session, practice.id, key, cache)
     if patient is None:
         return _create(session, cipher, practice, key, data, actor=actor, cache=cache)
+    # Checked before anything is written, so a refused update leaves the row untouched.
+    _check_reachable(
+        data.preferred_channel.value
+        if "preferred_channel" in data.model_fields_set and data.preferred_channel
+        else patient.preferred_channel,
+        has_phone=data.phone is not None
+        if "phone" in data.model_fields_set
+        else patient.phone_sealed is not None,
+        has_email=data.email is not None
+        if "email" in data.model_fields_set
+        else patient.email_sealed is not None,
+    )
     changed = _apply(patient, data, cipher)
     changed |= _apply_consent(session, patient, data, actor=actor)
     if not changed:
         return patient, IntakeOutcome.UNCHANGED
-    _check_channel_reachable(patient, cipher)
     audit.record(
         session,
         practice_id=practice.id,
@@ -87,6 +97,14 @@ def _create(
     actor: str,
     cache: IntakeCache | None,
 ) -> tuple[Patient, IntakeOutcome]:
+    """A new patient row. A concurrent writer creating the same key makes the flush raise
+    IntegrityError; the caller's unit of work retries and then finds the winner's row."""
+    channel = data.preferred_channel
+    _check_reachable(
+        channel.value if channel else None,
+        has_phone=data.phone is not None,
+        has_email=data.email is not None,
+    )
     patient = Patient(
         practice_id=practice.id,
         source=key.source,
@@ -95,24 +113,8 @@ def _create(
         reminders_enabled=True,
     )
     _apply(patient, data, cipher)
-    if patient.preferred_channel is None:
-        channel = default_channel(
-            has_phone=patient.phone_sealed is not None, has_email=patient.email_sealed is not None
-        )
-        patient.preferred_channel = channel.value if channel else None
-    _check_channel_reachable(patient, cipher)
-    try:
-        # A concurrent request may create the same patient: the savepoint lets us lose the race
-        # gracefully and update the winner's row instead.
-        with session.begin_nested():
-            session.add(patient)
-            session.flush()
-    except IntegrityError:
-        if find_patient(session, practice.id, key) is None:
-            raise
-        if cache is not None:
-            cache.patients.pop(key, None)
-        return upsert_patient(session, cipher, practice, key, data, actor=actor)
+    session.add(patient)
+    session.flush()
     if cache is not None:
         cache.patients[key] = patient
     _apply_consent(session, patient, data, actor=actor)
@@ -200,15 +202,23 @@ def _opened(cipher: FieldCipher, sealed: str | None) -> str | None:
     return cipher.open(sealed)
 
 
-def _check_channel_reachable(patient: Patient, cipher: FieldCipher) -> None:
-    """A preferred channel the patient cannot be reached on is a data error, said up front."""
-    channel = patient.preferred_channel
-    needs_phone = channel in (Channel.SMS.value, Channel.WHATSAPP.value)
-    if needs_phone and patient.phone_sealed is None:
+def effective_channel(patient: Patient) -> Channel | None:
+    """The channel to reach the patient on: their own choice, else the one their contact data
+    allows. Not stored, so removing a phone number never leaves a stale automatic choice."""
+    if patient.preferred_channel:
+        return Channel(patient.preferred_channel)
+    return default_channel(
+        has_phone=patient.phone_sealed is not None, has_email=patient.email_sealed is not None
+    )
+
+
+def _check_reachable(channel: str | None, *, has_phone: bool, has_email: bool) -> None:
+    """A channel the patient chose but cannot be reached on is a data error, said up front."""
+    if channel in (Channel.SMS.value, Channel.WHATSAPP.value) and not has_phone:
         raise ValidationFailed(
             [FieldError("preferred_channel", f"{channel} needs a phone number on the patient")]
         )
-    if channel == Channel.EMAIL.value and patient.email_sealed is None:
+    if channel == Channel.EMAIL.value and not has_email:
         raise ValidationFailed(
             [FieldError("preferred_channel", "email needs an email address on the patient")]
         )

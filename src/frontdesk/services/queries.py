@@ -75,9 +75,7 @@ def list_appointments(
         errors.append(FieldError("query.status", f"unknown status {status!r}"))
     if errors:
         raise ValidationFailed(errors)
-    query: Select[tuple[Appointment]] = select(Appointment).where(
-        Appointment.practice_id == practice.id
-    )
+    query: Select[Appointment] = select(Appointment).where(Appointment.practice_id == practice.id)
     if start_from is not None:
         query = query.where(Appointment.start_at >= start_from)
     if start_to is not None:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.models import Appointment, Patient, Practice
-from frontdesk.services.patients import contact_of
+from frontdesk.services.patients import contact_of, effective_channel
 
 
 def iso(value: datetime | None) -> str | None:
@@ -33,6 +33,7 @@ def patient_view(patient: Patient, cipher: FieldCipher) -> dict[str, Any]:
         "phone": contact.phone,
         "email": contact.email,
         "preferred_channel": patient.preferred_channel,
+        "channel": channel.value if (channel := effective_channel(patient)) else None,
         "language": patient.language,
         "timezone": patient.timezone,
         "reminders_enabled": patient.reminders_enabled,

@@ -7,7 +7,7 @@ the ones this schema's users read today.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -72,7 +72,10 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+    }
 
 
 class Practice(Base):
@@ -138,6 +141,7 @@ class Patient(Base):
     phone_lookup: Mapped[str | None] = mapped_column(String(40))
     email_sealed: Mapped[str | None] = mapped_column(Text)
     email_lookup: Mapped[str | None] = mapped_column(String(40))
+    # The patient's own choice; None means "whatever their contact data allows".
     preferred_channel: Mapped[str | None] = mapped_column(String(20))
     language: Mapped[str] = mapped_column(String(20), default="en")
     timezone: Mapped[str | None] = mapped_column(String(64))
@@ -275,7 +279,8 @@ class IntakeRejection(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     channel: Mapped[str] = mapped_column(String(40))  # api.appointment, import.csv, …
     reference: Mapped[str] = mapped_column(String(300))  # path, file name + line, …
-    raw: Mapped[str] = mapped_column(Text)
+    # The payload as received, sealed like contact data: rejected input is full of it.
+    raw_sealed: Mapped[str] = mapped_column(Text)
     errors: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 

@@ -12,7 +12,13 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from frontdesk.domain.errors import FieldError
-from frontdesk.domain.intake import AppointmentIn, PatientIn, field_errors
+from frontdesk.domain.intake import (
+    SOURCE_PATTERN,
+    SOURCE_RULE,
+    AppointmentIn,
+    PatientIn,
+    field_errors,
+)
 
 RecordKind = Literal["appointment", "patient"]
 
@@ -47,6 +53,15 @@ def build_row(
     loc_prefix: str = "",
 ) -> ImportRow:
     """Validate ``payload`` as the record ``kind``; errors are located under ``loc_prefix``."""
+    if not SOURCE_PATTERN.match(source):
+        return rejected(
+            reference,
+            raw,
+            kind,
+            source,
+            external_id,
+            FieldError("source", SOURCE_RULE),
+        )
     model: type[AppointmentIn] | type[PatientIn] = (
         AppointmentIn if kind == "appointment" else PatientIn
     )

@@ -1,16 +1,16 @@
 """FHIR R4 JSON: a Bundle (of any type) or a single Appointment or Patient, as import rows.
 
-Resources are validated with ``fhir.resources``. Its 8.x top level is R5; it ships R4B (4.3) but
-not R4 (4.0.1). R4B kept R4's Patient, Appointment and Bundle, and the official R4 examples
-validate against it unchanged (see tests/unit/test_import_fhir.py), so R4B is what we use.
+Resources are validated with ``fhir.resources``. Its 8.x top level is R5, and it ships R4B (4.3)
+but not R4 (4.0.1). R4B's Patient and Appointment have exactly R4's elements and the official R4
+examples validate against them unchanged (tests/unit/test_import_fhir.py), so R4B is what we use.
 
 We read the minimum a reminder needs: who (name, birth date, one phone, one email, language)
 and when (status, start, end, clinician, location). Clinical content — description, comment,
-reasons, service type, specialty, the narrative ``text`` — is never copied into a record, and a
-rejected row keeps only the elements we read, because its raw text is stored for replay.
+reasons, service type, specialty, the narrative ``text`` — is never copied into a record; nor
+into a rejected row's raw text, which is stored for replay and so keeps only what we read.
 
 A FHIR resource is a whole picture, not a patch: an element the resource leaves out (a phone, a
-practitioner) clears what we stored from it earlier.
+location) clears what we stored from it earlier.
 """
 
 from __future__ import annotations

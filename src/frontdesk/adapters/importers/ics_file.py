@@ -50,6 +50,7 @@ _PROPERTIES_WE_USE = frozenset(
         "URL",
     }
 )
+_SINGLE = ("UID", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID")
 _NOT_PEOPLE = frozenset({"ROOM", "RESOURCE"})
 _HTTPS_URL = re.compile(r"https://[^\s<>\"']+", re.IGNORECASE)
 _STATUS = {"CANCELLED": "cancelled", "TENTATIVE": "pending"}
@@ -155,9 +156,17 @@ def _series_rows(job: _Import, calendar: Calendar, events: list[Component]) -> I
         for name, message in event.errors
         if name is None or name.upper() in _PROPERTIES_WE_USE
     ]
-    problems += [
-        FieldError("DTSTART", "the event has no start") for e in events if "DTSTART" not in e
-    ]
+    for event in events:
+        if "DTSTART" not in event:
+            problems.append(FieldError("DTSTART", "the event has no start"))
+        problems += [
+            FieldError(name, "appears more than once")
+            for name in _SINGLE
+            if isinstance(event.get(name), list)
+        ]
+        if _ends_before_it_starts(event):
+            # The library would swap the two; a session moved by a guess is worse than an error.
+            problems.append(FieldError("DTEND", "is before DTSTART"))
     if problems:
         yield _broken(job, uid, events, problems)
         return
@@ -228,7 +237,7 @@ def _occurrence_row(
     # out lets the practice's usual session length apply instead.
     if end is not None and end != start:
         payload["end"] = _utc_if_aware(end) if isinstance(end, datetime) else end
-    return build_row(
+    row = build_row(
         reference=reference,
         raw=raw,
         kind="appointment",
@@ -237,6 +246,28 @@ def _occurrence_row(
         payload=payload,
         context=job.context,
     )
+    # Name the property a person would fix in their calendar, not our field.
+    row.errors = [FieldError(_property_for(e, job.patient_from), e.message) for e in row.errors]
+    return row
+
+
+_PROPERTY_OF_FIELD = {
+    "start": "DTSTART",
+    "end": "DTEND",
+    "status": "STATUS",
+    "location": "LOCATION",
+    "telehealth_url": "URL",
+}
+
+
+def _property_for(error: FieldError, patient_from: str) -> str:
+    head = error.loc.split(".", 1)[0]
+    if head != "patient" and head not in _PROPERTY_OF_FIELD:
+        # A rule across fields is located at the whole record; its message names the field.
+        head = error.message.split(" ", 1)[0].rstrip(":")
+    if head == "patient":
+        return "SUMMARY" if patient_from == "summary" else "ATTENDEE"
+    return _PROPERTY_OF_FIELD.get(head, "event")
 
 
 def _broken(job: _Import, uid: str, events: list[Component], errors: list[FieldError]) -> ImportRow:
@@ -296,15 +327,12 @@ def _address(value: Any) -> str | None:
 def _place(component: Component) -> tuple[str | None, str | None]:
     """(location name, telehealth URL): a video link is where the session happens, not a room."""
     location = _text(component.get("LOCATION"))
-    if location is not None:
-        found = _HTTPS_URL.search(location)
-        if found:
-            return None, found.group(0).rstrip(".,;:)]")
-        return location[:MAX_NAME], None
+    found = _HTTPS_URL.search(location) if location is not None else None
+    if found:
+        return None, found.group(0).rstrip(".,;:)]")
     url = _text(component.get("URL"))
-    if url is not None and url.lower().startswith("https://"):
-        return None, url
-    return None, None
+    telehealth_url = url if url is not None and url.lower().startswith("https://") else None
+    return (location[:MAX_NAME] if location else None), telehealth_url
 
 
 def _original_start(
@@ -331,8 +359,21 @@ def _original_start(
 
 def _moment(component: Component, name: str) -> date | datetime | None:
     """The date or date-time of property ``name``; None when absent or of another kind."""
-    value = getattr(component.get(name), "dt", None)
+    try:
+        value = getattr(component.get(name), "dt", None)
+    except ValueError:  # icalendar keeps an unparsable value and refuses to read it
+        return None
     return value if isinstance(value, date) else None
+
+
+def _ends_before_it_starts(event: Component) -> bool:
+    start, end = _moment(event, "DTSTART"), _moment(event, "DTEND")
+    if start is None or end is None:
+        return False
+    try:
+        return end < start
+    except TypeError:  # a DATE against a DATE-TIME, or floating against zoned: not comparable
+        return False
 
 
 def _stamp(value: date | datetime) -> str:

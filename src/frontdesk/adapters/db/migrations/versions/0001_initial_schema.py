@@ -113,7 +113,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("channel", sa.String(length=40), nullable=False),
         sa.Column("reference", sa.String(length=300), nullable=False),
-        sa.Column("raw", sa.Text(), nullable=False),
+        sa.Column("raw_sealed", sa.Text(), nullable=False),
         sa.Column(
             "errors",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
