@@ -13,7 +13,7 @@ Validation context (``model_validate(..., context=...)``):
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -197,7 +197,10 @@ class AppointmentIn(_Record):
         zone_name = self.timezone or (info.context or {}).get("default_timezone")
         for name in ("start", "end"):
             value: datetime | None = getattr(self, name)
-            if value is None or value.tzinfo is not None:
+            if value is None:
+                continue
+            if value.tzinfo is not None:
+                object.__setattr__(self, name, value.astimezone(UTC))
                 continue
             if zone_name is None:
                 raise ValueError(

@@ -207,7 +207,7 @@ def _occurrence_row(
         external_id = f"{uid}@{_stamp(_original_start(start, component, series))}"
     external_id = _bounded(external_id)
     reference = f"{job.file_name} UID {uid or '(none)'} @ {start.isoformat()}"
-    raw = component.to_ical().decode("utf-8", errors="replace")[:MAX_RAW]
+    raw = _raw_text(component)
 
     def refuse(loc: str, message: str) -> ImportRow:
         return rejected(
@@ -273,7 +273,7 @@ def _property_for(error: FieldError, patient_from: str) -> str:
 def _broken(job: _Import, uid: str, events: list[Component], errors: list[FieldError]) -> ImportRow:
     start = _moment(events[0], "DTSTART")
     when = start.isoformat() if start is not None else "(no start)"
-    raw = "".join(e.to_ical().decode("utf-8", errors="replace") for e in events)[:MAX_RAW]
+    raw = "".join(_raw_text(e) for e in events)[:MAX_RAW]
     return rejected(
         f"{job.file_name} UID {uid or '(none)'} @ {when}",
         raw,
@@ -417,3 +417,17 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+# Free text a clinician may have typed into the calendar; never kept, not even for replay.
+_FREE_TEXT = ("DESCRIPTION", "COMMENT", "X-ALT-DESC", "CATEGORIES", "ATTACH")
+
+
+def _raw_text(component: Any) -> str:
+    """The event's text for replay, without its free-text notes (or alarms, which carry their
+    own DESCRIPTION and are not needed to replay the appointment)."""
+    copy = component.copy()  # a shallow copy: properties only, no sub-components
+    for name in _FREE_TEXT:
+        while name in copy:
+            del copy[name]
+    return str(copy.to_ical().decode("utf-8", errors="replace"))[:MAX_RAW]
