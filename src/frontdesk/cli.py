@@ -247,6 +247,7 @@ def practice_create(
                     email=email,
                     booking_url=booking_url,
                 ),
+                default_timezone=runtime.settings.default_timezone,
             )
         )
     print_json(view) if as_json else out.print(f"created practice {slug}")

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import new_api_key
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from conftest import new_api_key
 from frontdesk.adapters.db.models import Appointment, AuditEvent, IntakeRejection, Patient
 from frontdesk.bootstrap import Runtime
 from frontdesk.services import practices

@@ -55,7 +55,13 @@ def list_practices(session: Session) -> list[Practice]:
     return list(session.scalars(select(Practice).order_by(Practice.slug)))
 
 
-def create_practice(session: Session, slug: str, profile: PracticeProfile) -> Practice:
+def create_practice(
+    session: Session,
+    slug: str,
+    profile: PracticeProfile,
+    *,
+    default_timezone: str = "America/New_York",
+) -> Practice:
     if not _SLUG.match(slug):
         raise ValidationFailed(
             [FieldError("slug", "use lower-case letters, digits and dashes (max 60)")]
@@ -65,7 +71,7 @@ def create_practice(session: Session, slug: str, profile: PracticeProfile) -> Pr
     practice = Practice(
         slug=slug,
         name=profile.name or slug,
-        timezone=profile.timezone or "America/New_York",
+        timezone=profile.timezone or default_timezone,
         locale=profile.locale or "en-US",
     )
     apply_profile(practice, profile)
