@@ -18,6 +18,7 @@ from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db import migrate
 from frontdesk.adapters.db.engine import make_engine, make_session_factory
 from frontdesk.config import Settings
+from frontdesk.services import audit
 from frontdesk.domain.errors import ConfigurationError
 
 SECRET_FILE_NAME = ".frontdesk-secret"
@@ -91,6 +92,6 @@ def build_runtime(settings: Settings, *, upgrade: bool = False) -> Runtime:
     engine = make_engine(settings.sqlalchemy_url)
     if upgrade:
         migrate.upgrade(engine)
-    return Runtime(
-        settings=settings, engine=engine, sessions=make_session_factory(engine), cipher=cipher
-    )
+    sessions = make_session_factory(engine)
+    audit.install(sessions)
+    return Runtime(settings=settings, engine=engine, sessions=sessions, cipher=cipher)

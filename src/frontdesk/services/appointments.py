@@ -76,7 +76,7 @@ def upsert_appointment(
             practice_id=practice.id,
             source=source,
             external_id=external_id,
-            patient_id=patient.id,
+            patient=patient,
             clinician_id=clinician.id if clinician else None,
             location_id=location.id if location else None,
             telehealth_url=data.telehealth_url,
@@ -86,10 +86,9 @@ def upsert_appointment(
             confirmation=(data.confirmation or Confirmation.UNCONFIRMED).value,
             version=1,
         )
-        # A concurrent creator of the same key makes this flush raise IntegrityError; the
-        # caller's unit of work retries and then updates the winner's row.
+        # Inserted at the next flush; a concurrent creator of the same key makes it raise
+        # IntegrityError and the caller's unit of work retries, then updates the winner's row.
         session.add(appointment)
-        session.flush()
         cache.appointments[key] = appointment
         audit.record(
             session,
@@ -97,7 +96,7 @@ def upsert_appointment(
             actor=actor,
             action="appointment.created",
             entity_type="appointment",
-            entity_id=appointment.id,
+            entity=appointment,
             details={"status": appointment.status},
         )
         return appointment, IntakeOutcome.CREATED
@@ -109,7 +108,9 @@ def upsert_appointment(
             setattr(appointment, name, value)
             changed[name] = value
 
-    put("patient_id", patient.id)
+    if patient.id is None or appointment.patient_id != patient.id:
+        appointment.patient = patient
+        changed["patient_id"] = patient.id
     moved = _times_differ(appointment, start, end)
     if moved:
         put("start_at", start)

@@ -84,6 +84,7 @@ def put_appointment(
             actor=caller.actor,
             default_minutes=runtime.settings.default_session_minutes,
         )
+        session.flush()  # the answer carries the new row's id
         return appointment_view(appointment, practice), outcome
 
     try:
@@ -108,6 +109,7 @@ def put_patient(
             data,
             actor=caller.actor,
         )
+        session.flush()
         return patient_view(patient, runtime.cipher), outcome
 
     try:

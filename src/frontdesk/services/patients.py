@@ -97,8 +97,9 @@ def _create(
     actor: str,
     cache: IntakeCache | None,
 ) -> tuple[Patient, IntakeOutcome]:
-    """A new patient row. A concurrent writer creating the same key makes the flush raise
-    IntegrityError; the caller's unit of work retries and then finds the winner's row."""
+    """A new patient row, inserted at the next flush. A concurrent writer creating the same key
+    makes that flush raise IntegrityError; the caller's unit of work retries and then finds the
+    winner's row."""
     channel = data.preferred_channel
     _check_reachable(
         channel.value if channel else None,
@@ -114,7 +115,6 @@ def _create(
     )
     _apply(patient, data, cipher)
     session.add(patient)
-    session.flush()
     if cache is not None:
         cache.patients[key] = patient
     _apply_consent(session, patient, data, actor=actor)
@@ -124,7 +124,7 @@ def _create(
         actor=actor,
         action="patient.created",
         entity_type="patient",
-        entity_id=patient.id,
+        entity=patient,
     )
     return patient, IntakeOutcome.CREATED
 
