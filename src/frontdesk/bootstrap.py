@@ -18,8 +18,8 @@ from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db import migrate
 from frontdesk.adapters.db.engine import make_engine, make_session_factory
 from frontdesk.config import Settings
-from frontdesk.services import audit
 from frontdesk.domain.errors import ConfigurationError
+from frontdesk.services import audit
 
 SECRET_FILE_NAME = ".frontdesk-secret"
 T = TypeVar("T")
@@ -75,12 +75,29 @@ def resolve_secret(settings: Settings) -> str:
         return secrets.token_urlsafe(48)  # in-memory database: nothing outlives the process
     key_file = db_path.resolve().parent / SECRET_FILE_NAME
     if key_file.exists():
-        return key_file.read_text().strip()
+        stored = key_file.read_text().strip()
+        if len(stored) < 32:
+            # An empty or cut file (a crash while writing it, a stray `touch`) must never
+            # become the secret: refuse and let a person look.
+            raise ConfigurationError(
+                f"{key_file} holds no usable secret key; restore it from backup, or delete it "
+                "only if this database holds no patient data yet"
+            )
+        return stored
     key_file.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written whole under a private name, then linked into place: two processes starting at
+    # once agree on one key, and no one ever reads a half-written file.
+    draft = key_file.with_name(f"{key_file.name}.{secrets.token_hex(6)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
+    try:
+        os.link(draft, key_file)
+    except FileExistsError:
+        return resolve_secret(settings)
+    finally:
+        draft.unlink()
     return value
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -48,8 +49,9 @@ app.add_typer(appointments_app, name="appointments")
 app.add_typer(patients_app, name="patients")
 app.add_typer(rejections_app, name="rejections")
 
-out = Console()
-err = Console(stderr=True)
+# Output carries patients' and files' text: never read it as rich markup ("[/es]" is data).
+out = Console(markup=False, highlight=False)
+err = Console(stderr=True, highlight=False)
 
 PracticeOpt = Annotated[
     str | None,
@@ -61,9 +63,9 @@ EXIT_FAILURE, EXIT_INPUT, EXIT_REJECTED = 1, 2, 3
 
 
 def fail(message: str, code: int = EXIT_INPUT, errors: list[Any] | None = None) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}")
     for item in errors or []:
-        err.print(f"  - {item.loc}: {item.message}", highlight=False)
+        err.print(f"  - {item.loc}: {item.message}", markup=False)
     raise typer.Exit(code)
 
 
@@ -135,11 +137,13 @@ def serve(
         if demo:
             with runtime.transaction() as session:
                 chosen = practices.resolve_practice(session, practice)
-                count = demo_seed.seed_demo(session, runtime.cipher, chosen, now_utc())
+                count = demo_seed.seed_demo(
+                    session, runtime.cipher, chosen, now_utc(), settings.reminder_policy
+                )
                 _, token = apikeys.create_api_key(session, chosen, "demo", actor="demo-seed")
                 name = chosen.name
-            err.print(f"Demo practice [bold]{name}[/bold]: {count} appointments this week.")
-            err.print(f"Demo API key (shown once): [bold]{token}[/bold]", highlight=False)
+            err.print(f"Demo practice [bold]{escape(name)}[/bold]: {count} appointments this week.")
+            err.print(f"Demo API key (shown once): [bold]{token}[/bold]")
         if not _is_loopback(bind_host):
             err.print(
                 "[yellow]warning:[/yellow] the schedule page has no staff login yet; "
@@ -312,7 +316,9 @@ def apikey_create(
     if as_json:
         print_json(result)
     else:
-        err.print(f"API key for practice {result['practice']} (shown once; store it now):")
+        err.print(
+            f"API key for practice {result['practice']} (shown once; store it now):", markup=False
+        )
         sys.stdout.write(token + "\n")
 
 

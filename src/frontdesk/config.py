@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from frontdesk.domain.reminders import ReminderPolicy
+
 DEFAULT_DATABASE_URL = "sqlite:///./frontdesk.db"
 
 # Values people paste from examples; outside demo mode they are refused rather than used.
@@ -73,6 +75,10 @@ class Settings(BaseSettings):
         default="America/New_York", description="Timezone given to a newly created practice."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    reminder_policy: ReminderPolicy = Field(
+        default_factory=ReminderPolicy,
+        description="Default reminder policy for practices that have not set their own.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -285,9 +285,9 @@ def test_concurrent_first_puts_of_one_key_make_one_record(
             "unknown IANA timezone",
         ),
         ({"timezone": "Not/AZone"}, "body.timezone", "unknown IANA timezone"),
-        ({"end": "2026-12-03T14:00:00-05:00"}, "body", "end must be after start"),
+        ({"end": "2026-12-03T14:00:00-05:00"}, "body.end", "end must be after start"),
         ({"status": "maybe"}, "body.status", "booked"),
-        ({"start": "2026-12-03T15:00:00"}, "body", "no UTC offset"),
+        ({"start": "2026-12-03T15:00:00"}, "body.start", "no UTC offset"),
         ({"start": "next tuesday"}, "body.start", "datetime"),
         (
             {"patient": {**APPOINTMENT["patient"], "email": "not-an-email"}},
@@ -297,7 +297,7 @@ def test_concurrent_first_puts_of_one_key_make_one_record(
         ({"surprise": 1}, "body.surprise", "Extra inputs"),
         (
             {"start": "2026-03-08T02:30:00", "timezone": "America/New_York", "end": None},
-            "body",
+            "body.start",
             "does not exist",
         ),
     ],

@@ -174,7 +174,7 @@ def test_a_week_of_a_real_google_calendar(runtime: Runtime) -> None:
                 " @ 2019-03-01T17:30:00+01:00"
             ),
             "errors": [
-                {"loc": "event", "message": "an appointment cannot last more than 24 hours"}
+                {"loc": "DTEND", "message": "an appointment cannot last more than 24 hours"}
             ],
         }
     ]

@@ -302,7 +302,7 @@ def test_end_before_start_is_located_at_the_resource(tmp_path: Path) -> None:
     visit = example("Appointment-example.json")
     visit["end"] = "2013-12-10T08:00:00Z"
     row = one(write(tmp_path, bundle(visit)))
-    assert row.errors == [FieldError("entry[0].resource", "end must be after start")]
+    assert row.errors == [FieldError("entry[0].resource.end", "end must be after start")]
 
 
 def test_appointment_without_patient_or_start(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ or email without storing either in the clear.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -48,7 +49,12 @@ class FieldCipher:
         version, _, body = token.partition(":")
         if version != _VERSION:
             raise DecryptionFailed(f"unknown sealed-value version {version!r}")
-        raw = base64.urlsafe_b64decode(body)
+        try:
+            raw = base64.urlsafe_b64decode(body)
+        except (binascii.Error, ValueError) as exc:
+            raise DecryptionFailed("sealed value is damaged (not base64)") from exc
+        if len(raw) < 12 + 16:  # nonce + GCM tag: anything shorter was cut
+            raise DecryptionFailed("sealed value is damaged (too short)")
         try:
             return self._aead.decrypt(raw[:12], raw[12:], _VERSION.encode()).decode()
         except InvalidTag as exc:

@@ -166,10 +166,11 @@ class AppointmentIn(_Record):
     """
 
     patient: PatientRef
+    # Before start and end: their validators read it (fields validate in this order).
+    timezone: str | None = None
     start: datetime
     end: datetime | None = None
     duration_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
-    timezone: str | None = None
     status: AppointmentStatus = AppointmentStatus.BOOKED
     confirmation: Confirmation | None = None
     clinician: ClinicianIn | None = None
@@ -192,35 +193,42 @@ class AppointmentIn(_Record):
             raise ValueError("telehealth_url must be an http(s) URL")
         return value
 
+    @field_validator("start", "end")
+    @classmethod
+    def _in_utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            return value.astimezone(UTC)
+        zone_name = info.data.get("timezone") or (info.context or {}).get("default_timezone")
+        if zone_name is None:
+            raise ValueError(
+                "no UTC offset: add one (e.g. 2026-03-02T15:00:00-05:00) "
+                "or give the appointment a 'timezone'"
+            )
+        try:
+            return localize(value, zone_name)
+        except NonexistentLocalTime as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start")
+        if value is not None and start is not None:
+            problem = time_problem(start, value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
-    def _times(self, info: ValidationInfo) -> AppointmentIn:
-        zone_name = self.timezone or (info.context or {}).get("default_timezone")
-        for name in ("start", "end"):
-            value: datetime | None = getattr(self, name)
-            if value is None:
-                continue
-            if value.tzinfo is not None:
-                object.__setattr__(self, name, value.astimezone(UTC))
-                continue
-            if zone_name is None:
-                raise ValueError(
-                    f"{name} has no UTC offset: add one (e.g. 2026-03-02T15:00:00-05:00) "
-                    "or give the appointment a 'timezone'"
-                )
-            try:
-                object.__setattr__(self, name, localize(value, zone_name))
-            except NonexistentLocalTime as exc:
-                raise ValueError(f"{name}: {exc}") from exc
+    def _one_length(self) -> AppointmentIn:
         if (
             self.end is not None
             and self.duration_minutes is not None
             and self.end - self.start != timedelta(minutes=self.duration_minutes)
         ):
             raise ValueError("end and duration_minutes disagree; send only one")
-        if self.end is not None:
-            problem = time_problem(self.start, self.end)
-            if problem:
-                raise ValueError(problem)
         return self
 
     def resolved_end(self, default_minutes: int) -> datetime:

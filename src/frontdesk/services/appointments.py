@@ -12,7 +12,7 @@ from frontdesk.adapters.db.models import Appointment, Clinician, Location, Pract
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation, confirmation_after_change
 from frontdesk.domain.errors import FieldError, ValidationFailed
 from frontdesk.domain.intake import AppointmentIn, ClinicianIn, IntakeOutcome, LocationIn
-from frontdesk.services import audit
+from frontdesk.services import audit, reminders
 from frontdesk.services.lookups import (
     AppointmentKey,
     IntakeCache,
@@ -21,6 +21,7 @@ from frontdesk.services.lookups import (
     find_patient,
 )
 from frontdesk.services.patients import upsert_patient
+from frontdesk.services.reminders import Planning
 
 
 def upsert_appointment(
@@ -33,6 +34,7 @@ def upsert_appointment(
     *,
     actor: str,
     default_minutes: int,
+    planning: Planning,
     cache: IntakeCache | None = None,
     create_patient: bool = False,
 ) -> tuple[Appointment, IntakeOutcome]:
@@ -41,13 +43,21 @@ def upsert_appointment(
     Sending the same record again changes nothing; a new time moves the appointment (and asks
     the patient to confirm again); status ``cancelled`` cancels it. A patient known only by id
     must exist, unless ``create_patient`` (file imports, whose rows name patients by id alone).
+    Every change re-plans the appointment's reminders in the same transaction.
     """
     cache = cache or IntakeCache()
     patient_key = PatientKey(data.patient.source or source, data.patient.external_id)
     details = data.patient.details()
     if details.model_fields_set or create_patient:
         patient, patient_outcome = upsert_patient(
-            session, cipher, practice, patient_key, details, actor=actor, cache=cache
+            session,
+            cipher,
+            practice,
+            patient_key,
+            details,
+            actor=actor,
+            planning=planning,
+            cache=cache,
         )
     else:
         found = find_patient(session, practice.id, patient_key, cache)
@@ -85,11 +95,14 @@ def upsert_appointment(
             status=data.status.value,
             confirmation=(data.confirmation or Confirmation.UNCONFIRMED).value,
             version=1,
+            time_set_at=planning.now,
+            status_changed_at=planning.now,
         )
         # Inserted at the next flush; a concurrent creator of the same key makes it raise
         # IntegrityError and the caller's unit of work retries, then updates the winner's row.
         session.add(appointment)
         cache.appointments[key] = appointment
+        reminders.replan(session, practice, appointment, planning)
         audit.record(
             session,
             practice_id=practice.id,
@@ -115,8 +128,10 @@ def upsert_appointment(
     if moved:
         put("start_at", start)
         put("end_at", end)
-    if "status" in sent:
+        appointment.time_set_at = planning.now
+    if "status" in sent and appointment.status != data.status.value:
         put("status", data.status.value)
+        appointment.status_changed_at = planning.now
     if "clinician" in sent:
         put("clinician_id", clinician.id if clinician else None)
     if "location" in sent:
@@ -136,6 +151,7 @@ def upsert_appointment(
         )
         return appointment, outcome
     appointment.version += 1
+    reminders.replan(session, practice, appointment, planning)
     action = "appointment.updated"
     if changed.get("status") == AppointmentStatus.CANCELLED.value:
         action = "appointment.cancelled"

@@ -16,9 +16,11 @@ from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.models import Practice
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
 from frontdesk.domain.intake import AppointmentIn, ClinicianIn, LocationIn, PatientIn, PatientRef
+from frontdesk.domain.reminders import ReminderPolicy
 from frontdesk.services.appointments import upsert_appointment
 from frontdesk.services.lookups import IntakeCache, PatientKey
 from frontdesk.services.patients import upsert_patient
+from frontdesk.services.reminders import Planning
 
 SOURCE = "demo"
 ACTOR = "demo-seed"
@@ -125,8 +127,16 @@ def _status_for(day: int, index: int) -> tuple[AppointmentStatus, Confirmation]:
     return AppointmentStatus.BOOKED, Confirmation.UNCONFIRMED
 
 
-def seed_demo(session: Session, cipher: FieldCipher, practice: Practice, now: datetime) -> int:
-    """Make ``practice`` the demo practice; returns how many appointments it has this week."""
+def seed_demo(
+    session: Session,
+    cipher: FieldCipher,
+    practice: Practice,
+    now: datetime,
+    policy: ReminderPolicy,
+) -> int:
+    """Make ``practice`` the demo practice; returns how many appointments it has this week.
+    Seeding announces nothing (no booking confirmations): the demo week already exists."""
+    planning = Planning(policy, now, announce=False)
     practice.name = "Harbor Light Counseling (demo)"
     practice.timezone = "America/New_York"
     practice.phone = "+12025550100"
@@ -146,7 +156,15 @@ def seed_demo(session: Session, cipher: FieldCipher, practice: Practice, now: da
                 "consent": {"sms": p.phone is not None, "email": p.email is not None},
             }
         )
-        upsert_patient(session, cipher, practice, PatientKey(SOURCE, p.key), data, actor=ACTOR)
+        upsert_patient(
+            session,
+            cipher,
+            practice,
+            PatientKey(SOURCE, p.key),
+            data,
+            actor=ACTOR,
+            planning=planning,
+        )
     tz = ZoneInfo(practice.timezone)
     today = now.astimezone(tz).date()
     cache = IntakeCache()
@@ -174,6 +192,7 @@ def seed_demo(session: Session, cipher: FieldCipher, practice: Practice, now: da
             record,
             actor=ACTOR,
             default_minutes=50,
+            planning=planning,
             cache=cache,
         )
     return len(SCHEDULE)

@@ -19,10 +19,12 @@ from frontdesk.adapters.importers.base import ImportRow
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.errors import FieldError, ValidationFailed
 from frontdesk.domain.intake import AppointmentIn, IntakeOutcome, PatientIn
+from frontdesk.domain.times import now_utc
 from frontdesk.services import audit, practices
 from frontdesk.services.appointments import upsert_appointment
 from frontdesk.services.lookups import AppointmentKey, IntakeCache, PatientKey, prefetch
 from frontdesk.services.patients import upsert_patient
+from frontdesk.services.reminders import Planning
 
 BATCH_SIZE = 500
 # A report listing 100,000 identical errors helps nobody; the rest are counted and stored.
@@ -62,6 +64,17 @@ class ImportSummary:
         }
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One import run: where rows go, who is doing it, and whether patients hear of it."""
+
+    runtime: Runtime
+    practice_slug: str | None
+    channel: str
+    actor: str
+    announce: bool
+
+
 def run_import(
     runtime: Runtime,
     rows: Iterable[ImportRow],
@@ -70,18 +83,22 @@ def run_import(
     channel: str,
     actor: str,
     progress: Callable[[int], None] | None = None,
+    announce: bool = False,
 ) -> ImportSummary:
+    """Import ``rows``. ``announce`` sends booking confirmations for new appointments; off by
+    default, since an import usually brings in a schedule patients already know about."""
+    job = _Job(runtime, practice_slug, channel, actor, announce)
     summary = ImportSummary()
     batch: list[ImportRow] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= BATCH_SIZE:
-            _run_batch(runtime, batch, practice_slug, channel, actor, summary)
+            summary.merge(_run_batch(job, batch))
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        _run_batch(runtime, batch, practice_slug, channel, actor, summary)
+        summary.merge(_run_batch(job, batch))
         if progress:
             progress(len(batch))
     with runtime.transaction() as session:
@@ -92,85 +109,71 @@ def run_import(
             actor=actor,
             action="import.finished",
             entity_type="import",
-            entity_id=None,
             details={k: v for k, v in summary.as_dict().items() if k != "rejections"}
             | {"channel": channel},
         )
     return summary
 
 
-def _run_batch(
-    runtime: Runtime,
-    batch: list[ImportRow],
-    practice_slug: str | None,
-    channel: str,
-    actor: str,
-    summary: ImportSummary,
-) -> None:
+def _run_batch(job: _Job, batch: list[ImportRow]) -> ImportSummary:
     try:
-        with runtime.transaction() as session:
-            done = _apply_batch(runtime, session, batch, practice_slug, channel, actor, False)
+        with job.runtime.transaction() as session:
+            return _apply_batch(job, session, batch, row_savepoints=False)
     except IntegrityError:
         # A concurrent writer created one of these keys while we worked: redo the batch row by
         # row, each in a savepoint, so only the contested rows are retried.
-        with runtime.transaction() as session:
-            done = _apply_batch(runtime, session, batch, practice_slug, channel, actor, True)
-    summary.merge(done)
+        with job.runtime.transaction() as session:
+            return _apply_batch(job, session, batch, row_savepoints=True)
 
 
 def _apply_batch(
-    runtime: Runtime,
-    session: Session,
-    batch: list[ImportRow],
-    practice_slug: str | None,
-    channel: str,
-    actor: str,
-    row_savepoints: bool,
+    job: _Job, session: Session, batch: list[ImportRow], *, row_savepoints: bool
 ) -> ImportSummary:
     """Apply every row; a row refused by validation writes nothing (the services check before
     they write), so only database conflicts need savepoints."""
     done = ImportSummary()
-    practice = practices.resolve_practice(session, practice_slug)
+    practice = practices.resolve_practice(session, job.practice_slug)
+    planning = Planning(job.runtime.settings.reminder_policy, now_utc(), job.announce)
     cache = _prefetched(session, practice, batch)
     for index, row in enumerate(batch):
         if not row.ok:
-            _reject(runtime, session, practice, channel, row, row.errors, done)
+            _reject(job, session, practice, row, row.errors, done)
             continue
         try:
             if not row_savepoints:
-                outcome = _apply(runtime, session, practice, row, actor, cache)
+                outcome = _apply(job, session, practice, row, cache, planning)
             else:
                 outcome, cache = _apply_in_savepoint(
-                    runtime, session, practice, batch[index:], actor, cache
+                    job, session, practice, batch[index:], cache, planning
                 )
         except ValidationFailed as exc:
-            _reject(runtime, session, practice, channel, row, exc.errors, done)
+            _reject(job, session, practice, row, exc.errors, done)
             continue
         except IntegrityError as exc:
             reason = f"the database refused the row twice ({type(exc.orig).__name__})"
-            _reject(runtime, session, practice, channel, row, [FieldError("row", reason)], done)
+            _reject(job, session, practice, row, [FieldError("row", reason)], done)
             continue
         done.count(outcome)
     return done
 
 
 def _apply_in_savepoint(
-    runtime: Runtime,
+    job: _Job,
     session: Session,
     practice: Practice,
     rest: list[ImportRow],
-    actor: str,
     cache: IntakeCache,
+    planning: Planning,
 ) -> tuple[IntakeOutcome, IntakeCache]:
     """Apply ``rest[0]``, retrying once after a conflict. Returns the cache to go on with: a
     rolled-back savepoint may have undone rows the old cache still holds."""
     try:
         with session.begin_nested():
-            return _apply(runtime, session, practice, rest[0], actor, cache), cache
+            return _apply(job, session, practice, rest[0], cache, planning), cache
     except IntegrityError:
         cache = _prefetched(session, practice, rest)
     with session.begin_nested():
-        return _apply(runtime, session, practice, rest[0], actor, cache), cache
+        return _apply(job, session, practice, rest[0], cache, planning), cache
 
 
 def _prefetched(session: Session, practice: Practice, rows: list[ImportRow]) -> IntakeCache:
@@ -189,23 +192,25 @@ def _prefetched(session: Session, practice: Practice, rows: list[ImportRow]) -> 
 
 
 def _apply(
-    runtime: Runtime,
+    job: _Job,
     session: Session,
     practice: Practice,
     row: ImportRow,
-    actor: str,
     cache: IntakeCache,
+    planning: Planning,
 ) -> IntakeOutcome:
+    cipher = job.runtime.cipher
     if isinstance(row.record, AppointmentIn):
         _, outcome = upsert_appointment(
             session,
-            runtime.cipher,
+            cipher,
             practice,
             row.source,
             row.external_id,
             row.record,
-            actor=actor,
-            default_minutes=runtime.settings.default_session_minutes,
+            actor=job.actor,
+            default_minutes=job.runtime.settings.default_session_minutes,
+            planning=planning,
             cache=cache,
             create_patient=True,
         )
@@ -213,21 +218,21 @@ def _apply(
     assert isinstance(row.record, PatientIn)
     _, outcome = upsert_patient(
         session,
-        runtime.cipher,
+        cipher,
         practice,
         PatientKey(row.source, row.external_id),
         row.record,
-        actor=actor,
+        actor=job.actor,
+        planning=planning,
         cache=cache,
     )
     return outcome
 
 
 def _reject(
-    runtime: Runtime,
+    job: _Job,
     session: Session,
     practice: Practice,
-    channel: str,
     row: ImportRow,
     errors: list[FieldError],
     summary: ImportSummary,
@@ -240,9 +245,9 @@ def _reject(
     session.add(
         IntakeRejection(
             practice_id=practice.id,
-            channel=channel,
+            channel=job.channel,
             reference=row.reference[:300],
-            raw_sealed=runtime.cipher.seal(row.raw) or "",
+            raw_sealed=job.runtime.cipher.seal(row.raw) or "",
             errors={"errors": [e.as_dict() for e in errors]},
         )
     )

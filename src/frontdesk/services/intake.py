@@ -25,15 +25,21 @@ from frontdesk.domain.intake import (
     PatientIn,
     field_errors,
 )
+from frontdesk.domain.times import now_utc
 from frontdesk.services import queries
 from frontdesk.services.apikeys import Caller
 from frontdesk.services.appointments import upsert_appointment
 from frontdesk.services.lookups import AppointmentKey, PatientKey, find_appointment, find_patient
 from frontdesk.services.patients import upsert_patient
+from frontdesk.services.reminders import Planning
 from frontdesk.services.views import appointment_view, patient_view
 
 M = TypeVar("M", AppointmentIn, PatientIn)
 _EXTERNAL_ID = re.compile(r"^\S{1,200}$")
+
+
+def planning_now(runtime: Runtime, *, announce: bool = True) -> Planning:
+    return Planning(runtime.settings.reminder_policy, now_utc(), announce)
 
 
 def check_key(source: str, external_id: str) -> None:
@@ -83,6 +89,7 @@ def put_appointment(
             data,
             actor=caller.actor,
             default_minutes=runtime.settings.default_session_minutes,
+            planning=planning_now(runtime),
         )
         session.flush()  # the answer carries the new row's id
         return appointment_view(appointment, practice), outcome
@@ -108,6 +115,7 @@ def put_patient(
             PatientKey(source, external_id),
             data,
             actor=caller.actor,
+            planning=planning_now(runtime),
         )
         session.flush()
         return patient_view(patient, runtime.cipher), outcome

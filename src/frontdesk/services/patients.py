@@ -14,8 +14,12 @@ from frontdesk.adapters.db.models import Patient, PatientConsent, Practice
 from frontdesk.domain.channels import Channel, ConsentStatus, default_channel
 from frontdesk.domain.errors import FieldError, ValidationFailed
 from frontdesk.domain.intake import IntakeOutcome, PatientIn
-from frontdesk.services import audit
+from frontdesk.services import audit, reminders
 from frontdesk.services.lookups import IntakeCache, PatientKey, find_patient
+from frontdesk.services.reminders import Planning
+
+# Fields that decide whether, when and where a patient can be reminded.
+REACH_FIELDS = frozenset({"phone", "email", "preferred_channel", "timezone", "reminders_enabled"})
 
 
 def find_by_phone(
@@ -53,9 +57,11 @@ def upsert_patient(
     data: PatientIn,
     *,
     actor: str,
+    planning: Planning,
     cache: IntakeCache | None = None,
 ) -> tuple[Patient, IntakeOutcome]:
-    """Create the patient or apply the fields ``data`` carries; unchanged data writes nothing."""
+    """Create the patient or apply the fields ``data`` carries; unchanged data writes nothing.
+    A change to how the patient can be reached re-plans their upcoming reminders."""
     patient = find_patient(session, practice.id, key, cache)
     if patient is None:
         return _create(session, cipher, practice, key, data, actor=actor, cache=cache)
@@ -75,6 +81,8 @@ def upsert_patient(
     changed |= _apply_consent(session, patient, data, actor=actor)
     if not changed:
         return patient, IntakeOutcome.UNCHANGED
+    if changed & REACH_FIELDS or any(f.startswith("consent.") for f in changed):
+        reminders.replan_patient(session, practice, patient, planning)
     audit.record(
         session,
         practice_id=practice.id,

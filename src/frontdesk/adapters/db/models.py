@@ -195,12 +195,74 @@ class Appointment(Base):
     confirmation: Mapped[str] = mapped_column(String(30), default=Confirmation.UNCONFIRMED.value)
     # Bumped on every change: later issues key re-planning and webhooks on it.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # When the current start time, and the current status, were set: reminder planning counts
+    # its late-booking rule and edit grace from them.
+    time_set_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     patient: Mapped[Patient] = relationship()
     clinician: Mapped[Clinician | None] = relationship()
     location: Mapped[Location | None] = relationship()
+
+
+class Reminder(Base):
+    """One message planned for one appointment time: the single source of truth for sending.
+
+    The unique key (appointment, stage, planned start) is what makes a second send of the same
+    reminder impossible; moving the appointment plans fresh rows for the new time.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "stage", "planned_start"),
+        Index("ix_reminders_due", "state", "due_at"),
+        Index("ix_reminders_patient_sent", "patient_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    stage: Mapped[str] = mapped_column(String(40))
+    planned_start: Mapped[datetime]
+    channel: Mapped[str | None] = mapped_column(String(20))
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claim_expires_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    appointment: Mapped[Appointment] = relationship()
+    patient: Mapped[Patient] = relationship()
+
+
+class ReviewItem(Base):
+    """Something a person at the front desk should look at (a missed session, …)."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "kind"),
+        Index("ix_review_items_open", "practice_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="CASCADE")
+    )
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
 
 
 class Conversation(Base):
@@ -297,4 +359,6 @@ __all__ = [
     "Patient",
     "PatientConsent",
     "Practice",
+    "Reminder",
+    "ReviewItem",
 ]

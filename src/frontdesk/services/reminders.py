@@ -1,0 +1,179 @@
+"""Reminder rows: planned in the same transaction as every appointment change.
+
+``replan`` turns the pure plan (domain/reminders.py) into rows: a ``send`` becomes (or stays) a
+``scheduled`` row with its due time; a row no longer wanted is ``cancelled`` with the reason;
+rows already claimed, sent, delivered or failed are history and never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from frontdesk.adapters.db.models import Appointment, Patient, Practice, Reminder
+from frontdesk.domain.appointments import AppointmentStatus, Confirmation
+from frontdesk.domain.channels import Channel, ConsentStatus
+from frontdesk.domain.errors import FieldError, ValidationFailed
+from frontdesk.domain.intake import field_errors
+from frontdesk.domain.reminders import (
+    FINAL_STATES,
+    AppointmentFacts,
+    PatientFacts,
+    PlannedReminder,
+    ReminderPolicy,
+    ReminderState,
+    plan,
+)
+
+POLICY_KEY = "reminder_policy"
+
+
+@dataclass(frozen=True)
+class Planning:
+    """What planning needs besides the rows: the deployment's default policy (from settings),
+    the time, and whether patients should hear about this change (False for bulk imports)."""
+
+    default_policy: ReminderPolicy
+    now: datetime
+    announce: bool = True
+
+
+def policy_for(practice: Practice, default: ReminderPolicy) -> ReminderPolicy:
+    """The practice's own policy when it has one, else the deployment's default."""
+    stored = (practice.settings or {}).get(POLICY_KEY)
+    if not stored:
+        return default
+    return ReminderPolicy.model_validate(stored)
+
+
+def set_policy(practice: Practice, payload: Any) -> ReminderPolicy:
+    """Validate and store a practice's policy; field errors name the JSON path."""
+    if not isinstance(payload, dict):
+        raise ValidationFailed([FieldError("body", "expected a JSON object")])
+    try:
+        policy = ReminderPolicy.model_validate(payload)
+    except ValidationError as exc:
+        raise ValidationFailed(field_errors(exc, "body")) from exc
+    practice.settings = {**(practice.settings or {}), POLICY_KEY: policy.model_dump(mode="json")}
+    return policy
+
+
+def appointment_facts(appointment: Appointment) -> AppointmentFacts:
+    return AppointmentFacts(
+        start=appointment.start_at,
+        status=AppointmentStatus(appointment.status),
+        confirmation=Confirmation(appointment.confirmation),
+        time_set_at=appointment.time_set_at,
+        status_changed_at=appointment.status_changed_at,
+    )
+
+
+def patient_facts(patient: Patient, practice: Practice) -> PatientFacts:
+    return PatientFacts(
+        timezone=patient.timezone or practice.timezone,
+        reminders_enabled=patient.reminders_enabled,
+        preferred_channel=Channel(patient.preferred_channel) if patient.preferred_channel else None,
+        has_phone=patient.phone_sealed is not None,
+        has_email=patient.email_sealed is not None,
+        consent={Channel(c.channel): ConsentStatus(c.status) for c in patient.consents},
+    )
+
+
+def plan_for(
+    appointment: Appointment,
+    practice: Practice,
+    policy: ReminderPolicy,
+    now: datetime,
+    *,
+    announce: bool = True,
+) -> list[PlannedReminder]:
+    return plan(
+        appointment_facts(appointment),
+        patient_facts(appointment.patient, practice),
+        policy,
+        now,
+        announce=announce,
+    )
+
+
+def replan(
+    session: Session,
+    practice: Practice,
+    appointment: Appointment,
+    planning: Planning,
+    *,
+    existing: Iterable[Reminder] | None = None,
+) -> None:
+    """Bring the appointment's reminder rows in line with its current state."""
+    policy = policy_for(practice, planning.default_policy)
+    planned = plan_for(appointment, practice, policy, planning.now, announce=planning.announce)
+    if existing is None:
+        existing = (
+            session.scalars(select(Reminder).where(Reminder.appointment_id == appointment.id))
+            if appointment.id is not None
+            else []
+        )
+    rows = {(r.stage, r.planned_start): r for r in existing}
+    wanted: set[tuple[str, datetime]] = set()
+    for item in planned:
+        key = (item.stage, appointment.start_at)
+        row = rows.get(key)
+        if item.action == "send" or item.record:
+            wanted.add(key)
+        if row is not None and ReminderState(row.state) in FINAL_STATES:
+            continue
+        if item.action == "send":
+            state, reason = ReminderState.SCHEDULED, None
+        elif item.record:
+            state, reason = ReminderState.SKIPPED, item.reason
+        elif row is not None:
+            state, reason = ReminderState.CANCELLED, item.reason
+        else:
+            continue  # does not apply and never did: no row
+        if row is None:
+            session.add(
+                Reminder(
+                    practice_id=practice.id,
+                    appointment=appointment,
+                    patient=appointment.patient,
+                    kind=item.kind.value,
+                    stage=item.stage,
+                    planned_start=appointment.start_at,
+                    channel=item.channel.value if item.channel else None,
+                    due_at=item.due_at,
+                    state=state.value,
+                    reason=reason,
+                    attempts=0,
+                )
+            )
+        else:
+            row.state = state.value
+            row.reason = reason
+            row.due_at = item.due_at
+            row.channel = item.channel.value if item.channel else None
+    # Rows for an earlier start time, or stages the policy no longer has.
+    for key, row in rows.items():
+        if key not in wanted and row.state == ReminderState.SCHEDULED.value:
+            row.state = ReminderState.CANCELLED.value
+            row.reason = (
+                "the appointment moved" if key[1] != appointment.start_at else "no longer planned"
+            )
+
+
+def replan_patient(
+    session: Session, practice: Practice, patient: Patient, planning: Planning
+) -> None:
+    """After a patient change (contact, consent, reminders off): re-plan their future sessions."""
+    upcoming = session.scalars(
+        select(Appointment).where(
+            Appointment.patient_id == patient.id, Appointment.start_at > planning.now
+        )
+    )
+    for appointment in upcoming:
+        replan(session, practice, appointment, planning)
