@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -39,6 +40,9 @@ practice_app = typer.Typer(help="Practices (tenants).", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for scheduling systems.", no_args_is_help=True)
 appointments_app = typer.Typer(help="Appointments.", no_args_is_help=True)
 patients_app = typer.Typer(help="Patients.", no_args_is_help=True)
+reminders_app = typer.Typer(
+    help="Reminders: what is planned, and what was sent.", no_args_is_help=True
+)
 rejections_app = typer.Typer(
     help="Input that could not be accepted, kept for replay.", no_args_is_help=True
 )
@@ -48,6 +52,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(appointments_app, name="appointments")
 app.add_typer(patients_app, name="patients")
 app.add_typer(rejections_app, name="rejections")
+app.add_typer(reminders_app, name="reminders")
 
 # Output carries patients' and files' text: never read it as rich markup ("[/es]" is data).
 out = Console(markup=False, highlight=False)
@@ -120,9 +125,13 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Seed the demo practice first.")] = False,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Dispatch reminders in this process.")
+    ] = True,
     practice: PracticeOpt = None,
 ) -> None:
-    """Serve the web app and API (upgrades the database first)."""
+    """Serve the web app and API (upgrades the database first); dispatches reminders too
+    unless --no-worker (then run `frontdesk worker` separately)."""
     import uvicorn
 
     from frontdesk.services import apikeys, practices
@@ -151,12 +160,87 @@ def serve(
                 "reach it."
             )
         err.print(f"frontdesk is at http://{bind_host}:{bind_port}  (API docs: /docs)")
-        uvicorn.run(
-            create_app(settings, runtime),
-            host=bind_host,
-            port=bind_port,
-            log_level=settings.log_level.lower(),
+        stop = threading.Event()
+        thread = _start_worker(runtime, stop) if worker else None
+        try:
+            uvicorn.run(
+                create_app(settings, runtime),
+                host=bind_host,
+                port=bind_port,
+                log_level=settings.log_level.lower(),
+            )
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=30)
+
+
+def _dispatcher(runtime: Runtime, **overrides: Any) -> Any:
+    import os
+    import socket
+
+    from frontdesk.bootstrap import build_senders
+    from frontdesk.services.dispatcher import Dispatcher, DispatchSettings
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Dispatcher(
+        runtime,
+        build_senders(runtime),
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        settings=DispatchSettings(**values),
+    )
+
+
+def _start_worker(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    dispatcher = _dispatcher(runtime)
+    thread = threading.Thread(
+        target=dispatcher.run, args=(stop,), name="frontdesk-dispatcher", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Dispatch what is due, then exit.")] = False,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=256, help="Sends in flight at once (default 8).")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0.1, help="Messages per second per channel (default 50).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=10000)] = None,
+    poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 2.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dispatch due reminders until stopped (any number of workers may share PostgreSQL)."""
+    import signal
+
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    with opened() as runtime:
+        dispatcher = _dispatcher(
+            runtime, concurrency=concurrency, rate_per_second=rate, batch_size=batch_size
         )
+        if once:
+            total: dict[str, int] = {}
+            while True:
+                report = dispatcher.dispatch_due()
+                for key, value in vars(report).items():
+                    total[key] = total.get(key, 0) + value
+                if report.claimed == 0:
+                    break
+            if as_json:
+                print_json(total)
+            else:
+                out.print(", ".join(f"{k} {v}" for k, v in total.items()))
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        err.print(f"worker {dispatcher.worker_id} dispatching; Ctrl-C to stop", markup=False)
+        try:
+            dispatcher.run(stop, poll_interval)
+        except KeyboardInterrupt:
+            stop.set()
 
 
 def _is_loopback(host: str) -> bool:
@@ -325,9 +409,9 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(practice: PracticeOpt = None, as_json: JsonOpt = False) -> None:
     """List a practice's API keys (prefixes only)."""
+    from frontdesk.domain.times import iso
     from frontdesk.services.apikeys import list_api_keys
     from frontdesk.services.practices import resolve_practice
-    from frontdesk.services.views import iso
 
     with opened() as runtime, runtime.transaction() as session:
         rows: list[dict[str, Any]] = [
@@ -600,6 +684,74 @@ def rejections_list(
     for r in rows:
         reasons = "; ".join(f"{e['loc']}: {e['message']}" for e in r["errors"])
         out.print(f"{r['received_at']} {r['channel']} {r['reference']}: {reasons}", highlight=False)
+
+
+@reminders_app.command("plan")
+def reminders_plan(
+    start_from: Annotated[datetime, typer.Option("--from", help="Appointments starting from.")],
+    start_to: Annotated[datetime, typer.Option("--to", help="… until (exclusive).")],
+    practice: PracticeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dry run: what would be sent for appointments in the window, when, on which channel, and
+    what is skipped and why. Sends nothing, writes nothing."""
+    from frontdesk.services.practices import resolve_practice
+    from frontdesk.services.reminders import dry_run
+
+    with opened() as runtime, runtime.transaction() as session:
+        chosen = resolve_practice(session, practice)
+        rows = dry_run(
+            session,
+            chosen,
+            runtime.settings.reminder_policy,
+            _aware(start_from, chosen.timezone) or start_from,
+            _aware(start_to, chosen.timezone) or start_to,
+            now_utc(),
+        )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("due (UTC)", "appointment", "kind", "stage", "channel", "action", "reason")
+    for r in rows:
+        table.add_row(
+            r["due_at"],
+            f"{r['source']}/{r['external_id']}",
+            r["kind"],
+            r["stage"],
+            r["channel"] or "",
+            r["action"],
+            r["reason"] or "",
+        )
+    out.print(table)
+
+
+@reminders_app.command("list")
+def reminders_list(
+    practice: PracticeOpt = None,
+    state: Annotated[str | None, typer.Option(help="scheduled, sent, skipped, …")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=5000)] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stored reminders with their state and reason, soonest due first."""
+    from frontdesk.services.practices import resolve_practice
+    from frontdesk.services.reminders import reminder_rows
+
+    with opened() as runtime, runtime.transaction() as session:
+        rows = reminder_rows(session, resolve_practice(session, practice), state=state, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("due (UTC)", "appointment", "stage", "channel", "state", "reason")
+    for r in rows:
+        table.add_row(
+            r["due_at"],
+            f"{r['source']}/{r['external_id']}",
+            r["stage"],
+            r["channel"] or "",
+            r["state"],
+            r["reason"] or "",
+        )
+    out.print(table)
 
 
 def main() -> None:

@@ -49,3 +49,22 @@ class PracticeNotChosen(FrontdeskError):
 
 class ConfigurationError(FrontdeskError):
     code = "configuration_error"
+
+
+class DeliveryError(FrontdeskError):
+    """A channel could not take a message. Adapters raise one of the two kinds below, translated
+    from their vendor's errors, so retry rules live in one place (the dispatcher)."""
+
+    code = "delivery_error"
+
+
+class TransientError(DeliveryError):
+    """Worth retrying later: timeouts, 5xx, rate limits."""
+
+    code = "transient_delivery_error"
+
+
+class PermanentError(DeliveryError):
+    """Retrying will not help: invalid number, opted out, blocked. Try another channel."""
+
+    code = "permanent_delivery_error"

@@ -19,7 +19,8 @@ Rules (docs/REMINDERS.md tells them to practices):
   the session starts is skipped with that reason.
 - Missed session: start + grace (default 15 min) while still ``booked`` (or marked ``noshow``).
 - Reminders off for the patient: everything is skipped.
-Caps per patient (1 a day, 3 a week) span appointments, so the dispatcher applies them.
+Caps per patient (1 a calendar day, 3 in any 7 days) span appointments, so the dispatcher
+applies them at send time (``cap_release``).
 """
 
 from __future__ import annotations
@@ -67,24 +68,6 @@ class Condition(StrEnum):
 
 _OFFSET = re.compile(r"^(-?)(\d+(?:\.\d+)?)(h|m|d)$")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
-
-DEFAULT_STAGE_TEXT = (
-    "Reminder from {practice}: you have an appointment on {when}. "
-    "Reply C to confirm or R to reschedule."
-)
-KIND_TEXT = {
-    ReminderKind.BOOKING_CONFIRMATION: (
-        "{practice}: your appointment is booked for {when}. Reply C to confirm or R to reschedule."
-    ),
-    ReminderKind.MISSED_FOLLOWUP: (
-        "{practice}: we missed you today and hope you're okay. When you're ready, you can book "
-        "again here: {booking_url} or just reply and we'll help."
-    ),
-    ReminderKind.CANCELLATION_FOLLOWUP: (
-        "{practice}: we're sorry you had to cancel. Whenever you're ready, book again here: "
-        "{booking_url}"
-    ),
-}
 
 
 def parse_offset(text: str) -> timedelta:
@@ -224,6 +207,28 @@ def next_allowed(moment: datetime, tz_name: str, start: time, end: time) -> date
     return datetime.combine(day, start, tzinfo=tz).astimezone(moment.tzinfo)
 
 
+def cap_release(
+    sent: list[datetime], now: datetime, tz_name: str, per_day: int, per_week: int
+) -> tuple[datetime, str] | None:
+    """When the per-patient caps let another reminder go, if not now, and which cap holds it.
+
+    ``sent`` are the times of stage reminders already sent to the patient (any appointment,
+    any channel). A day is the patient's calendar day — so -24 h and -2 h reminders on
+    consecutive days both go — and a week is any 7 days in a row.
+    """
+    tz = zone(tz_name)
+    today = now.astimezone(tz).date()
+    on_today = [t for t in sent if t.astimezone(tz).date() == today]
+    if len(on_today) >= per_day:
+        tomorrow = datetime.combine(today + timedelta(days=1), time.min, tzinfo=tz)
+        return tomorrow.astimezone(now.tzinfo), f"daily cap of {per_day} reminder(s) per patient"
+    in_week = sorted(t for t in sent if now - timedelta(days=7) < t <= now)
+    if len(in_week) >= per_week:
+        release = in_week[len(in_week) - per_week] + timedelta(days=7)
+        return release, f"weekly cap of {per_week} reminder(s) per patient"
+    return None
+
+
 def _quiet(
     due: datetime, channel: Channel, patient: PatientFacts, policy: ReminderPolicy
 ) -> datetime:
@@ -252,6 +257,11 @@ def plan(
 
     def add(kind: ReminderKind, stage: str, due: datetime, reason: str | None) -> None:
         record = False
+        if kind == ReminderKind.MISSED_FOLLOWUP and reason is None:
+            # Planned even when the patient cannot be messaged: at its time the dispatcher
+            # opens the front desk's review item, then sends only if the patient can be reached.
+            out.append(PlannedReminder(kind, stage, due, channel, "send"))
+            return
         if reason is None and not patient.reminders_enabled:
             reason, record = "the patient has reminders turned off", True
         if reason is None and channel is None:

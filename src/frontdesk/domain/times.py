@@ -53,3 +53,8 @@ def to_utc(value: datetime) -> datetime:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """An instant as ISO 8601 in UTC with a ``Z``, the one way our JSON writes times."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None

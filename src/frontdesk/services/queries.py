@@ -15,7 +15,8 @@ from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.models import Appointment, IntakeRejection, Patient, Practice
 from frontdesk.domain.appointments import AppointmentStatus
 from frontdesk.domain.errors import FieldError, ValidationFailed
-from frontdesk.services.views import appointment_view, iso, patient_view
+from frontdesk.domain.times import iso
+from frontdesk.services.views import appointment_view, patient_view
 
 MAX_PAGE = 500
 WITH_PEOPLE = (

@@ -30,6 +30,7 @@ from frontdesk.domain.reminders import (
     ReminderState,
     plan,
 )
+from frontdesk.domain.times import iso
 
 POLICY_KEY = "reminder_policy"
 
@@ -177,3 +178,71 @@ def replan_patient(
     )
     for appointment in upcoming:
         replan(session, practice, appointment, planning)
+
+
+def dry_run(
+    session: Session,
+    practice: Practice,
+    default_policy: ReminderPolicy,
+    start_from: datetime,
+    start_to: datetime,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """What planning says for appointments starting in [start_from, start_to): every message
+    with its time, channel and action, and every skip with its reason. Nothing is written.
+    Caps and send-time checks (quiet hours on the current channel, later stages also due) are
+    applied by the dispatcher when the time comes."""
+    policy = policy_for(practice, default_policy)
+    appointments = session.scalars(
+        select(Appointment)
+        .where(
+            Appointment.practice_id == practice.id,
+            Appointment.start_at >= start_from,
+            Appointment.start_at < start_to,
+        )
+        .order_by(Appointment.start_at, Appointment.id)
+    )
+    out: list[dict[str, Any]] = []
+    for appointment in appointments:
+        for item in plan_for(appointment, practice, policy, now, announce=False):
+            out.append(
+                {
+                    "source": appointment.source,
+                    "external_id": appointment.external_id,
+                    "appointment_start": iso(appointment.start_at),
+                    "kind": item.kind.value,
+                    "stage": item.stage,
+                    "channel": item.channel.value if item.channel else None,
+                    "due_at": iso(item.due_at),
+                    "action": item.action,
+                    "reason": item.reason,
+                }
+            )
+    out.sort(key=lambda row: (row["due_at"], row["external_id"]))
+    return out
+
+
+def reminder_rows(
+    session: Session, practice: Practice, *, state: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Stored reminders, soonest due first."""
+    query = select(Reminder).where(Reminder.practice_id == practice.id)
+    if state:
+        query = query.where(Reminder.state == state)
+    rows = session.scalars(query.order_by(Reminder.due_at, Reminder.id).limit(limit))
+    return [
+        {
+            "id": r.id,
+            "source": r.appointment.source,
+            "external_id": r.appointment.external_id,
+            "kind": r.kind,
+            "stage": r.stage,
+            "channel": r.channel,
+            "due_at": iso(r.due_at),
+            "state": r.state,
+            "reason": r.reason,
+            "attempts": r.attempts,
+            "sent_at": iso(r.sent_at),
+        }
+        for r in rows
+    ]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.models import Appointment, Patient, Practice
+from frontdesk.domain.times import iso
 from frontdesk.services.patients import contact_of, effective_channel
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def patient_summary(patient: Patient) -> dict[str, Any]:

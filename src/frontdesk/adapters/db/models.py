@@ -233,6 +233,9 @@ class Reminder(Base):
     state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(300))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Channels that failed permanently for this reminder ("sms,whatsapp"): the next try uses
+    # the patient's next usable channel.
+    failed_channels: Mapped[str | None] = mapped_column(String(100))
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     claim_expires_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
@@ -263,6 +266,28 @@ class ReviewItem(Base):
     state: Mapped[str] = mapped_column(String(20), default="open")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """What the local outbox channel 'sent': a stand-in for a provider, viewable at /outbox.
+
+    The unique idempotency key is the outbox's version of a provider's duplicate protection.
+    """
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(20))
+    to_sealed: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # How many times a sender handed us this message: above 1 means a retry that the
+    # idempotency key turned into the same single message.
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Conversation(Base):
@@ -298,6 +323,8 @@ class Message(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     delivery_status: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship()
 
 
 class AuditEvent(Base):
@@ -356,6 +383,7 @@ __all__ = [
     "IntakeRejection",
     "Location",
     "Message",
+    "OutboxMessage",
     "Patient",
     "PatientConsent",
     "Practice",

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.String(length=300), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("failed_channels", sa.String(length=100), nullable=True),
         sa.Column("claimed_by", sa.String(length=80), nullable=True),
         sa.Column("claim_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
@@ -106,6 +107,33 @@ def upgrade() -> None:
     with op.batch_alter_table("review_items", schema=None) as batch_op:
         batch_op.create_index("ix_review_items_open", ["practice_id", "state"], unique=False)
 
+    op.create_table(
+        "outbox_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=True),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("to_sealed", sa.Text(), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["patients.id"],
+            name=op.f("fk_outbox_messages_patient_id_patients"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_outbox_messages_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_messages")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_outbox_messages_idempotency_key")),
+    )
     # Existing appointments: their time and status were last set at their last update.
     with op.batch_alter_table("appointments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("time_set_at", sa.DateTime(timezone=True), nullable=True))
@@ -123,6 +151,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("outbox_messages")
 
     with op.batch_alter_table("appointments", schema=None) as batch_op:
         batch_op.drop_column("status_changed_at")
