@@ -210,6 +210,12 @@ def worker(
         float | None, typer.Option(min=0.1, help="Messages per second per channel (default 50).")
     ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, max=10000)] = None,
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=1, help="How long a claim holds before another worker may take it (default 300)."
+        ),
+    ] = None,
     poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -219,7 +225,11 @@ def worker(
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
     with opened() as runtime:
         dispatcher = _dispatcher(
-            runtime, concurrency=concurrency, rate_per_second=rate, batch_size=batch_size
+            runtime,
+            concurrency=concurrency,
+            rate_per_second=rate,
+            batch_size=batch_size,
+            lease=timedelta(seconds=lease_seconds) if lease_seconds else None,
         )
         if once:
             total: dict[str, int] = {}
