@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.domain.errors import FrontdeskError, ValidationFailed
 from frontdesk.domain.times import now_utc, zone
+from frontdesk.logs import configure_logging
 
 app = typer.Typer(
     help="frontdesk: the AI front desk for therapy practices.",
@@ -141,7 +141,7 @@ def serve(
     settings = load_settings(**({"demo": True} if demo else {}))
     bind_host = host or settings.host
     bind_port = port or settings.port
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     with opened(settings, upgrade=True) as runtime:
         if demo:
             with runtime.transaction() as session:
@@ -161,13 +161,15 @@ def serve(
             )
         err.print(f"frontdesk is at http://{bind_host}:{bind_port}  (API docs: /docs)")
         stop = threading.Event()
-        thread = _start_worker(runtime, stop) if worker else None
+        web = create_app(settings, runtime)
+        thread = _start_worker(runtime, stop, web.state.dispatch_metrics) if worker else None
         try:
             uvicorn.run(
-                create_app(settings, runtime),
+                web,
                 host=bind_host,
                 port=bind_port,
                 log_level=settings.log_level.lower(),
+                log_config=None,  # keep our JSON log lines
             )
         finally:
             stop.set()
@@ -182,17 +184,19 @@ def _dispatcher(runtime: Runtime, **overrides: Any) -> Any:
     from frontdesk.bootstrap import build_senders
     from frontdesk.services.dispatcher import Dispatcher, DispatchSettings
 
+    metrics = overrides.pop("metrics", None)
     values = {k: v for k, v in overrides.items() if v is not None}
     return Dispatcher(
         runtime,
         build_senders(runtime),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         settings=DispatchSettings(**values),
+        metrics=metrics,
     )
 
 
-def _start_worker(runtime: Runtime, stop: threading.Event) -> threading.Thread:
-    dispatcher = _dispatcher(runtime)
+def _start_worker(runtime: Runtime, stop: threading.Event, metrics: Any) -> threading.Thread:
+    dispatcher = _dispatcher(runtime, metrics=metrics)
     thread = threading.Thread(
         target=dispatcher.run, args=(stop,), name="frontdesk-dispatcher", daemon=True
     )
@@ -222,8 +226,8 @@ def worker(
     """Dispatch due reminders until stopped (any number of workers may share PostgreSQL)."""
     import signal
 
-    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
     with opened() as runtime:
+        configure_logging(runtime.settings.log_level)
         dispatcher = _dispatcher(
             runtime,
             concurrency=concurrency,

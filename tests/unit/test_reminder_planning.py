@@ -41,7 +41,6 @@ from frontdesk.domain.reminders import (
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
-BERLIN = ZoneInfo("Europe/Berlin")
 
 SMS, EMAIL, WHATSAPP, WEBCHAT = Channel.SMS, Channel.EMAIL, Channel.WHATSAPP, Channel.WEBCHAT
 GRANTED, REVOKED = ConsentStatus.GRANTED, ConsentStatus.REVOKED
@@ -49,7 +48,7 @@ BOOKED = AppointmentStatus.BOOKED
 
 # Outcomes in the tables: a send is its due instant in UTC; a skip is one of these.
 SKIPPED = "skipped"  # does not apply: no row
-SKIPPED_RECORDED = "skipped (recorded)"  # worth a row: the patient was not reached
+RECORDED = "skipped (recorded)"  # worth a row: the patient was not reached
 
 # An ordinary summer session: 2026-06-10 10:00 EDT.
 SESSION = datetime(2026, 6, 10, 14, 0, tzinfo=UTC)
@@ -101,16 +100,6 @@ def policy(**changes: Any) -> ReminderPolicy:
     return ReminderPolicy(**changes)
 
 
-def outcome(item: PlannedReminder) -> datetime | str:
-    if item.action == "send":
-        return item.due_at.astimezone(UTC)
-    return SKIPPED_RECORDED if item.record else SKIPPED
-
-
-def outcomes(items: list[PlannedReminder], kind: ReminderKind | None = None) -> dict[str, Any]:
-    return {i.stage: outcome(i) for i in items if kind is None or i.kind == kind}
-
-
 def planned_at_booking(
     facts: AppointmentFacts, who: PatientFacts, rules: ReminderPolicy | None = None, **kw: Any
 ) -> list[PlannedReminder]:
@@ -118,10 +107,25 @@ def planned_at_booking(
     return plan(facts, who, rules or policy(), facts.time_set_at, **kw)
 
 
+def outcome(item: PlannedReminder) -> datetime | str:
+    if item.action == "send":
+        return item.due_at.astimezone(UTC)
+    return RECORDED if item.record else SKIPPED
+
+
+def stages(items: list[PlannedReminder]) -> tuple[datetime | str, ...]:
+    """The stage outcomes in policy order (-72h, -24h, -2h by default)."""
+    return tuple(outcome(i) for i in items if i.kind == ReminderKind.STAGE)
+
+
 def only(items: list[PlannedReminder], kind: ReminderKind) -> PlannedReminder:
     found = [i for i in items if i.kind == kind]
     assert len(found) == 1, found
     return found[0]
+
+
+def kinds(items: list[PlannedReminder]) -> set[ReminderKind]:
+    return {i.kind for i in items}
 
 
 # --- parse_offset and policy validation ------------------------------------------------------
@@ -131,25 +135,23 @@ def only(items: list[PlannedReminder], kind: ReminderKind) -> PlannedReminder:
     ("text", "expected"),
     [
         ("-72h", timedelta(hours=-72)),
-        ("-24h", timedelta(hours=-24)),
         ("-90m", timedelta(minutes=-90)),
         ("-1d", timedelta(days=-1)),
         ("-1.5h", timedelta(minutes=-90)),
         ("  -2h ", timedelta(hours=-2)),
-        ("30m", timedelta(minutes=30)),
     ],
 )
 def test_parse_offset_reads_hours_minutes_and_days(text: str, expected: timedelta) -> None:
     assert parse_offset(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "-72", "-72 h", "-72hours", "h", "-1w", "--2h", "ten m"])
+@pytest.mark.parametrize("text", ["", "-72", "-72 h", "-72hours", "-1w"])
 def test_parse_offset_refuses_other_formats(text: str) -> None:
     with pytest.raises(ValueError, match="must look like"):
         parse_offset(text)
 
 
-@pytest.mark.parametrize("offset", ["2h", "30m", "0m", "-0h", "1d"])
+@pytest.mark.parametrize("offset", ["2h", "0m", "-0h"])
 def test_stage_offset_at_or_after_the_start_is_refused(offset: str) -> None:
     with pytest.raises(ValidationError, match="before the appointment"):
         StagePolicy(offset=offset)
@@ -200,18 +202,14 @@ def test_reminder_policy_defaults_are_the_documented_ones() -> None:
         (patient(), policy(), [SMS, WHATSAPP, EMAIL]),
         (patient(preferred=EMAIL), policy(), [EMAIL, SMS, WHATSAPP]),
         (patient(preferred=WHATSAPP, phone=False), policy(), [EMAIL]),
-        (patient(phone=False), policy(), [EMAIL]),
-        (patient(email=False), policy(), [SMS, WHATSAPP]),
         (patient(phone=False, email=False), policy(), []),
-        (patient(consent={SMS: REVOKED}), policy(), [WHATSAPP, EMAIL]),
         (patient(preferred=SMS, consent={SMS: REVOKED}), policy(), [WHATSAPP, EMAIL]),
         # Web chat only reaches a patient on the page: never for a message we start.
         (patient(preferred=WEBCHAT), policy(), [SMS, WHATSAPP, EMAIL]),
         (patient(), policy(channel_order=(WEBCHAT, EMAIL, SMS)), [EMAIL, SMS]),
         # The patient's own choice comes first even when the practice does not list it.
         (patient(preferred=WHATSAPP), policy(channel_order=(EMAIL, SMS)), [WHATSAPP, EMAIL, SMS]),
-        # Explicit consent required: only channels with consent granted.
-        (patient(consent={EMAIL: GRANTED}), policy(require_explicit_consent=True), [EMAIL]),
+        # Explicit consent required: only channels with consent granted, still in order.
         (
             patient(preferred=WHATSAPP, consent={SMS: GRANTED, EMAIL: GRANTED}),
             policy(require_explicit_consent=True),
@@ -229,7 +227,6 @@ def test_usable_channels_preferred_first_then_practice_order_skipping_unreachabl
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
-        (patient(), SMS),
         (patient(preferred=EMAIL), EMAIL),
         (patient(consent={SMS: REVOKED}), WHATSAPP),
         (patient(preferred=WEBCHAT, phone=False), EMAIL),
@@ -242,16 +239,38 @@ def test_plan_uses_the_first_usable_channel_for_every_message(
     assert {i.channel for i in items} == {expected}
 
 
-def test_no_usable_channel_skips_everything_with_a_recorded_reason() -> None:
-    items = planned_at_booking(appointment(SESSION), patient(phone=False, email=False))
-    assert outcomes(items) == {
-        "-72h": SKIPPED_RECORDED,
-        "-24h": SKIPPED_RECORDED,
-        "-2h": SKIPPED_RECORDED,
-        "booked": SKIPPED_RECORDED,
-        "missed": SKIPPED_RECORDED,
-    }
-    assert {i.channel for i in items} == {None}
+@pytest.mark.parametrize(
+    "who",
+    [
+        patient(reminders_enabled=False),
+        patient(phone=False, email=False),
+        patient(consent={SMS: REVOKED, WHATSAPP: REVOKED, EMAIL: REVOKED}),
+    ],
+    ids=["reminders-off", "no-address", "all-consent-revoked"],
+)
+def test_unreachable_patient_gets_every_message_skipped_with_a_recorded_reason(
+    who: PatientFacts,
+) -> None:
+    # The missed follow-up is left out on purpose: the planner keeps it so the dispatcher can
+    # open the front desk's review item, and the dispatcher decides whether to message.
+    items = planned_at_booking(appointment(SESSION), who)
+    patient_messages = [i for i in items if i.kind != ReminderKind.MISSED_FOLLOWUP]
+    assert [(i.stage, outcome(i)) for i in patient_messages] == [
+        ("-72h", RECORDED),
+        ("-24h", RECORDED),
+        ("-2h", RECORDED),
+        ("booked", RECORDED),
+    ]
+
+
+def test_reminders_off_also_skips_the_cancellation_followup() -> None:
+    facts = appointment(
+        SESSION, status=AppointmentStatus.CANCELLED, status_changed_at=utc(2026, 6, 8, 15, 0)
+    )
+    who = patient(reminders_enabled=False)
+    items = plan(facts, who, policy(cancellation_followup=True), utc(2026, 6, 8, 15, 0))
+    assert {i.action for i in items} == {"skip"}
+    assert outcome(only(items, ReminderKind.CANCELLATION_FOLLOWUP)) == RECORDED
 
 
 # --- next_allowed ----------------------------------------------------------------------------
@@ -263,18 +282,14 @@ def test_no_usable_channel_skips_everything_with_a_recorded_reason() -> None:
         # New York, spring forward (2026-03-08): 08:00 EDT is 12:00 UTC, not 13:00.
         ("America/New_York", utc(2026, 3, 8, 4, 0), utc(2026, 3, 8, 12, 0)),  # 23:00 EST 7th
         ("America/New_York", utc(2026, 3, 8, 6, 30), utc(2026, 3, 8, 12, 0)),  # 01:30 EST
-        ("America/New_York", utc(2026, 3, 8, 7, 30), utc(2026, 3, 8, 12, 0)),  # 03:30 EDT
         ("America/New_York", utc(2026, 3, 8, 12, 0), utc(2026, 3, 8, 12, 0)),  # 08:00 allowed
         ("America/New_York", utc(2026, 3, 9, 0, 59), utc(2026, 3, 9, 0, 59)),  # 20:59 allowed
         ("America/New_York", utc(2026, 3, 9, 1, 0), utc(2026, 3, 9, 12, 0)),  # 21:00 is quiet
         # New York, fall back (2026-11-01): 08:00 EST is 13:00 UTC.
         ("America/New_York", utc(2026, 11, 1, 2, 0), utc(2026, 11, 1, 13, 0)),  # 22:00 EDT 31st
-        ("America/New_York", utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 13, 0)),  # 01:30 EDT
-        ("America/New_York", utc(2026, 11, 1, 6, 30), utc(2026, 11, 1, 13, 0)),  # 01:30 EST
-        # London and Berlin across the EU switches.
+        ("America/New_York", utc(2026, 11, 1, 6, 30), utc(2026, 11, 1, 13, 0)),  # 2nd 01:30 EST
+        # The EU switches.
         ("Europe/London", utc(2026, 3, 28, 23, 30), utc(2026, 3, 29, 7, 0)),  # -> 08:00 BST
-        ("Europe/London", utc(2026, 10, 24, 21, 0), utc(2026, 10, 25, 8, 0)),  # -> 08:00 GMT
-        ("Europe/Berlin", utc(2026, 3, 28, 21, 0), utc(2026, 3, 29, 6, 0)),  # -> 08:00 CEST
         ("Europe/Berlin", utc(2026, 10, 25, 4, 0), utc(2026, 10, 25, 7, 0)),  # 05:00 CET
         # Sydney leaves daylight time on 2026-04-05: 22:00 AEDT -> 08:00 AEST.
         ("Australia/Sydney", utc(2026, 4, 4, 11, 0), utc(2026, 4, 4, 22, 0)),
@@ -293,6 +308,7 @@ def test_next_allowed_with_a_custom_window_and_a_moment_in_another_zone() -> Non
 
 
 # --- stage timing across DST and timezones ---------------------------------------------------
+# Expected tuples are the (-72h, -24h, -2h) outcomes.
 
 
 @pytest.mark.parametrize(
@@ -304,24 +320,16 @@ def test_next_allowed_with_a_custom_window_and_a_moment_in_another_zone() -> Non
             "America/New_York",
             SMS,
             utc(2026, 3, 8, 14, 0),
-            {
-                "-72h": utc(2026, 3, 5, 14, 0),
-                "-24h": utc(2026, 3, 7, 14, 0),
-                "-2h": utc(2026, 3, 8, 12, 0),
-            },
+            (utc(2026, 3, 5, 14, 0), utc(2026, 3, 7, 14, 0), utc(2026, 3, 8, 12, 0)),
             id="us-spring-10:00",
         ),
         pytest.param(
             # 08:30 EDT: -2h is 06:30 EDT -> 08:00 EDT = 12:00 UTC, before the start (08:00 EST
-            # would be 13:00 UTC, after it). -24h 07:30 EST -> 08:00 EST.
+            # would be 13:00 UTC, after it). -72h and -24h are 07:30 EST -> 08:00 EST.
             "America/New_York",
             SMS,
             utc(2026, 3, 8, 12, 30),
-            {
-                "-72h": utc(2026, 3, 5, 13, 0),
-                "-24h": utc(2026, 3, 7, 13, 0),
-                "-2h": utc(2026, 3, 8, 12, 0),
-            },
+            (utc(2026, 3, 5, 13, 0), utc(2026, 3, 7, 13, 0), utc(2026, 3, 8, 12, 0)),
             id="us-spring-08:30-deferred",
         ),
         pytest.param(
@@ -330,23 +338,16 @@ def test_next_allowed_with_a_custom_window_and_a_moment_in_another_zone() -> Non
             "America/New_York",
             SMS,
             utc(2026, 11, 1, 14, 0),
-            {
-                "-72h": utc(2026, 10, 29, 14, 0),
-                "-24h": utc(2026, 10, 31, 14, 0),
-                "-2h": utc(2026, 11, 1, 13, 0),
-            },
+            (utc(2026, 10, 29, 14, 0), utc(2026, 10, 31, 14, 0), utc(2026, 11, 1, 13, 0)),
             id="us-fall-09:00",
         ),
         pytest.param(
-            # 08:30 EST the day after: -24h is 08:30 EST on the switch day; -72h 09:30 EDT.
+            # 08:30 EST the day after: -24h is 08:30 EST on the switch day; -72h 09:30 EDT;
+            # -2h 06:30 EST -> 08:00 EST.
             "America/New_York",
             SMS,
             utc(2026, 11, 2, 13, 30),
-            {
-                "-72h": utc(2026, 10, 30, 13, 30),
-                "-24h": utc(2026, 11, 1, 13, 30),
-                "-2h": utc(2026, 11, 2, 13, 0),
-            },
+            (utc(2026, 10, 30, 13, 30), utc(2026, 11, 1, 13, 30), utc(2026, 11, 2, 13, 0)),
             id="us-fall-next-day-08:30",
         ),
         pytest.param(
@@ -355,11 +356,7 @@ def test_next_allowed_with_a_custom_window_and_a_moment_in_another_zone() -> Non
             "Europe/Berlin",
             SMS,
             utc(2026, 3, 29, 7, 0),
-            {
-                "-72h": utc(2026, 3, 26, 7, 0),
-                "-24h": utc(2026, 3, 28, 7, 0),
-                "-2h": utc(2026, 3, 29, 6, 0),
-            },
+            (utc(2026, 3, 26, 7, 0), utc(2026, 3, 28, 7, 0), utc(2026, 3, 29, 6, 0)),
             id="eu-spring-berlin",
         ),
         pytest.param(
@@ -368,23 +365,15 @@ def test_next_allowed_with_a_custom_window_and_a_moment_in_another_zone() -> Non
             "Europe/London",
             SMS,
             utc(2026, 3, 30, 7, 30),
-            {
-                "-72h": utc(2026, 3, 27, 8, 0),
-                "-24h": utc(2026, 3, 29, 7, 30),
-                "-2h": utc(2026, 3, 30, 7, 0),
-            },
+            (utc(2026, 3, 27, 8, 0), utc(2026, 3, 29, 7, 30), utc(2026, 3, 30, 7, 0)),
             id="eu-spring-london",
         ),
         pytest.param(
-            # 09:00 GMT on the EU fall day: -2h 07:00 GMT -> 08:00 GMT; -24h 10:00 BST.
+            # 09:00 GMT on the EU fall day, by WhatsApp: -2h 07:00 GMT -> 08:00; -24h 10:00 BST.
             "Europe/London",
             WHATSAPP,
             utc(2026, 10, 25, 9, 0),
-            {
-                "-72h": utc(2026, 10, 22, 9, 0),
-                "-24h": utc(2026, 10, 24, 9, 0),
-                "-2h": utc(2026, 10, 25, 8, 0),
-            },
+            (utc(2026, 10, 22, 9, 0), utc(2026, 10, 24, 9, 0), utc(2026, 10, 25, 8, 0)),
             id="eu-fall-london-whatsapp",
         ),
         pytest.param(
@@ -392,20 +381,16 @@ def test_next_allowed_with_a_custom_window_and_a_moment_in_another_zone() -> Non
             "Europe/Berlin",
             SMS,
             utc(2026, 10, 26, 7, 30),
-            {
-                "-72h": utc(2026, 10, 23, 7, 30),
-                "-24h": utc(2026, 10, 25, 7, 30),
-                "-2h": utc(2026, 10, 26, 7, 0),
-            },
+            (utc(2026, 10, 23, 7, 30), utc(2026, 10, 25, 7, 30), utc(2026, 10, 26, 7, 0)),
             id="eu-fall-berlin",
         ),
     ],
 )
 def test_stages_are_real_hours_before_start_with_quiet_hours_on_the_local_clock(
-    zone_name: str, preferred: Channel, start: datetime, expected: dict[str, Any]
+    zone_name: str, preferred: Channel, start: datetime, expected: tuple[Any, ...]
 ) -> None:
     items = planned_at_booking(appointment(start), patient(zone_name, preferred=preferred))
-    assert outcomes(items, ReminderKind.STAGE) == expected
+    assert stages(items) == expected
 
 
 @pytest.mark.parametrize(
@@ -417,11 +402,7 @@ def test_stages_are_real_hours_before_start_with_quiet_hours_on_the_local_clock(
             # 04:00 PDT -> 08:00 PDT = 15:00 UTC, after the start.
             "America/Los_Angeles",
             utc(2026, 3, 9, 13, 0),
-            {
-                "-72h": utc(2026, 3, 6, 16, 0),
-                "-24h": utc(2026, 3, 8, 15, 0),
-                "-2h": SKIPPED_RECORDED,
-            },
+            (utc(2026, 3, 6, 16, 0), utc(2026, 3, 8, 15, 0), RECORDED),
             id="practice-new-york-patient-los-angeles",
         ),
         pytest.param(
@@ -429,11 +410,7 @@ def test_stages_are_real_hours_before_start_with_quiet_hours_on_the_local_clock(
             # quiet for the patient (not for the practice) -> 08:00 GMT the next morning.
             "Europe/London",
             utc(2026, 3, 9, 22, 0),
-            {
-                "-72h": utc(2026, 3, 7, 8, 0),
-                "-24h": utc(2026, 3, 9, 8, 0),
-                "-2h": utc(2026, 3, 9, 20, 0),
-            },
+            (utc(2026, 3, 7, 8, 0), utc(2026, 3, 9, 8, 0), utc(2026, 3, 9, 20, 0)),
             id="practice-new-york-patient-london",
         ),
         pytest.param(
@@ -441,39 +418,26 @@ def test_stages_are_real_hours_before_start_with_quiet_hours_on_the_local_clock(
             # start itself, which is too late.
             "Asia/Tokyo",
             utc(2026, 3, 8, 23, 0),
-            {
-                "-72h": utc(2026, 3, 5, 23, 0),
-                "-24h": utc(2026, 3, 7, 23, 0),
-                "-2h": SKIPPED_RECORDED,
-            },
+            (utc(2026, 3, 5, 23, 0), utc(2026, 3, 7, 23, 0), RECORDED),
             id="practice-new-york-patient-tokyo",
         ),
     ],
 )
 def test_quiet_hours_use_the_patients_own_timezone(
-    zone_name: str, start: datetime, expected: dict[str, Any]
+    zone_name: str, start: datetime, expected: tuple[Any, ...]
 ) -> None:
-    items = planned_at_booking(appointment(start), patient(zone_name))
-    assert outcomes(items, ReminderKind.STAGE) == expected
+    assert stages(planned_at_booking(appointment(start), patient(zone_name))) == expected
 
 
 @pytest.mark.parametrize(
-    ("zone_name", "start", "sms", "email"),
+    ("zone_name", "start", "by_sms", "by_email"),
     [
         pytest.param(
             # 00:30 EDT: -2h is 22:30 EDT the evening before -> 08:00 is after the start.
             "America/New_York",
             utc(2026, 6, 10, 4, 30),
-            {
-                "-72h": utc(2026, 6, 7, 12, 0),
-                "-24h": utc(2026, 6, 9, 12, 0),
-                "-2h": SKIPPED_RECORDED,
-            },
-            {
-                "-72h": utc(2026, 6, 7, 4, 30),
-                "-24h": utc(2026, 6, 9, 4, 30),
-                "-2h": utc(2026, 6, 10, 2, 30),
-            },
+            (utc(2026, 6, 7, 12, 0), utc(2026, 6, 9, 12, 0), RECORDED),
+            (utc(2026, 6, 7, 4, 30), utc(2026, 6, 9, 4, 30), utc(2026, 6, 10, 2, 30)),
             id="new-york-summer",
         ),
         pytest.param(
@@ -481,16 +445,8 @@ def test_quiet_hours_use_the_patients_own_timezone(
             # EDT on the 8th = 12:00 UTC; -72h 23:30 EST -> 08:00 EST = 13:00 UTC.
             "America/New_York",
             utc(2026, 3, 9, 4, 30),
-            {
-                "-72h": utc(2026, 3, 6, 13, 0),
-                "-24h": utc(2026, 3, 8, 12, 0),
-                "-2h": SKIPPED_RECORDED,
-            },
-            {
-                "-72h": utc(2026, 3, 6, 4, 30),
-                "-24h": utc(2026, 3, 8, 4, 30),
-                "-2h": utc(2026, 3, 9, 2, 30),
-            },
+            (utc(2026, 3, 6, 13, 0), utc(2026, 3, 8, 12, 0), RECORDED),
+            (utc(2026, 3, 6, 4, 30), utc(2026, 3, 8, 4, 30), utc(2026, 3, 9, 2, 30)),
             id="new-york-after-spring-forward",
         ),
         pytest.param(
@@ -498,43 +454,26 @@ def test_quiet_hours_use_the_patients_own_timezone(
             # EST = 13:00 UTC; -72h 01:30 EDT -> 08:00 EDT = 12:00 UTC.
             "America/New_York",
             utc(2026, 11, 2, 5, 30),
-            {
-                "-72h": utc(2026, 10, 30, 12, 0),
-                "-24h": utc(2026, 11, 1, 13, 0),
-                "-2h": SKIPPED_RECORDED,
-            },
-            {
-                "-72h": utc(2026, 10, 30, 5, 30),
-                "-24h": utc(2026, 11, 1, 5, 30),
-                "-2h": utc(2026, 11, 2, 3, 30),
-            },
+            (utc(2026, 10, 30, 12, 0), utc(2026, 11, 1, 13, 0), RECORDED),
+            (utc(2026, 10, 30, 5, 30), utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 3, 30)),
             id="new-york-after-fall-back",
         ),
         pytest.param(
             # 00:30 CEST on the EU fall-back day (22:30 UTC the day before).
             "Europe/Berlin",
             utc(2026, 10, 24, 22, 30),
-            {
-                "-72h": utc(2026, 10, 22, 6, 0),
-                "-24h": utc(2026, 10, 24, 6, 0),
-                "-2h": SKIPPED_RECORDED,
-            },
-            {
-                "-72h": utc(2026, 10, 21, 22, 30),
-                "-24h": utc(2026, 10, 23, 22, 30),
-                "-2h": utc(2026, 10, 24, 20, 30),
-            },
+            (utc(2026, 10, 22, 6, 0), utc(2026, 10, 24, 6, 0), RECORDED),
+            (utc(2026, 10, 21, 22, 30), utc(2026, 10, 23, 22, 30), utc(2026, 10, 24, 20, 30)),
             id="berlin-fall-back",
         ),
     ],
 )
 def test_session_just_after_midnight_sms_waits_or_skips_while_email_goes_at_night(
-    zone_name: str, start: datetime, sms: dict[str, Any], email: dict[str, Any]
+    zone_name: str, start: datetime, by_sms: tuple[Any, ...], by_email: tuple[Any, ...]
 ) -> None:
-    by_sms = planned_at_booking(appointment(start), patient(zone_name, preferred=SMS))
-    by_email = planned_at_booking(appointment(start), patient(zone_name, preferred=EMAIL))
-    assert outcomes(by_sms, ReminderKind.STAGE) == sms
-    assert outcomes(by_email, ReminderKind.STAGE) == email
+    facts = appointment(start)
+    assert stages(planned_at_booking(facts, patient(zone_name, preferred=SMS))) == by_sms
+    assert stages(planned_at_booking(facts, patient(zone_name, preferred=EMAIL))) == by_email
 
 
 def test_quiet_hours_skip_after_start_is_recorded_with_its_reason() -> None:
@@ -549,7 +488,7 @@ def test_minus_24h_is_24_real_hours_even_when_start_carries_the_practice_zone() 
     # 2026-03-07 14:00 UTC (09:00 EST), not 10:00 EST the day before (15:00 UTC, 23 h earlier).
     start = datetime(2026, 3, 8, 10, 0, tzinfo=NEW_YORK)
     items = planned_at_booking(appointment(start), patient())
-    assert outcomes(items, ReminderKind.STAGE)["-24h"] == utc(2026, 3, 7, 14, 0)
+    assert stages(items)[1] == utc(2026, 3, 7, 14, 0)
 
 
 # --- quiet-hours settings --------------------------------------------------------------------
@@ -565,7 +504,7 @@ def test_minus_24h_is_24_real_hours_even_when_start_carries_the_practice_zone() 
             patient(preferred=EMAIL),
             policy(quiet_hours_channels=frozenset({SMS, WHATSAPP, EMAIL})),
             utc(2026, 6, 10, 4, 30),
-            SKIPPED_RECORDED,
+            RECORDED,
         ),
         # No quiet channels at all: SMS goes at 22:30 EDT.
         (
@@ -574,8 +513,6 @@ def test_minus_24h_is_24_real_hours_even_when_start_carries_the_practice_zone() 
             utc(2026, 6, 10, 4, 30),
             utc(2026, 6, 10, 2, 30),
         ),
-        # WhatsApp waits like SMS.
-        (patient(preferred=WHATSAPP), policy(), utc(2026, 6, 10, 4, 30), SKIPPED_RECORDED),
         # A 09:00-20:00 window: -2h of a 10:00 EDT session is 08:00 -> 09:00 EDT.
         (
             patient(),
@@ -584,14 +521,13 @@ def test_minus_24h_is_24_real_hours_even_when_start_carries_the_practice_zone() 
             utc(2026, 6, 10, 13, 0),
         ),
         # Deferred exactly to the start (08:00 EDT session, -2h at 06:00): too late, skipped.
-        (patient(), policy(), utc(2026, 6, 10, 12, 0), SKIPPED_RECORDED),
+        (patient(), policy(), utc(2026, 6, 10, 12, 0), RECORDED),
     ],
 )
 def test_quiet_hours_follow_the_policy_channels_and_window(
     who: PatientFacts, rules: ReminderPolicy, start: datetime, expected_2h: Any
 ) -> None:
-    items = planned_at_booking(appointment(start), who, rules)
-    assert outcomes(items, ReminderKind.STAGE)["-2h"] == expected_2h
+    assert stages(planned_at_booking(appointment(start), who, rules))[2] == expected_2h
 
 
 # --- conditions and status -------------------------------------------------------------------
@@ -604,7 +540,6 @@ def test_quiet_hours_follow_the_policy_channels_and_window(
         (Confirmation.CONFIRMED, Condition.UNCONFIRMED_ONLY, SKIPPED),
         (Confirmation.DECLINED, Condition.UNCONFIRMED_ONLY, SKIPPED),
         (Confirmation.RESCHEDULE_REQUESTED, Condition.UNCONFIRMED_ONLY, SKIPPED),
-        (Confirmation.UNCONFIRMED, Condition.ALWAYS, utc(2026, 6, 9, 14, 0)),
         (Confirmation.CONFIRMED, Condition.ALWAYS, utc(2026, 6, 9, 14, 0)),
     ],
 )
@@ -613,40 +548,16 @@ def test_unconfirmed_only_stages_stop_once_the_patient_answered(
 ) -> None:
     rules = policy(stages=(StagePolicy(offset="-24h", condition=condition),))
     items = planned_at_booking(appointment(SESSION, confirmation=confirmation), patient(), rules)
-    assert outcomes(items, ReminderKind.STAGE) == {"-24h": expected}
+    assert stages(items) == (expected,)
 
 
 @pytest.mark.parametrize(
     "status",
-    [
-        AppointmentStatus.CANCELLED,
-        AppointmentStatus.PENDING,
-        AppointmentStatus.NOSHOW,
-        AppointmentStatus.FULFILLED,
-        AppointmentStatus.ENTERED_IN_ERROR,
-    ],
+    [AppointmentStatus.CANCELLED, AppointmentStatus.PENDING, AppointmentStatus.NOSHOW],
 )
 def test_stages_only_go_to_booked_appointments(status: AppointmentStatus) -> None:
     items = planned_at_booking(appointment(SESSION, status=status), patient())
-    assert outcomes(items, ReminderKind.STAGE) == {"-72h": SKIPPED, "-24h": SKIPPED, "-2h": SKIPPED}
-
-
-def test_reminders_off_skips_every_message_with_a_recorded_reason() -> None:
-    rules = policy(cancellation_followup=True)
-    booked = planned_at_booking(appointment(SESSION), patient(reminders_enabled=False), rules)
-    assert outcomes(booked) == {
-        "-72h": SKIPPED_RECORDED,
-        "-24h": SKIPPED_RECORDED,
-        "-2h": SKIPPED_RECORDED,
-        "booked": SKIPPED_RECORDED,
-        "missed": SKIPPED_RECORDED,
-    }
-    cancelled = appointment(
-        SESSION, status=AppointmentStatus.CANCELLED, time_set_at=utc(2026, 6, 1, 14, 0)
-    )
-    items = plan(cancelled, patient(reminders_enabled=False), rules, utc(2026, 6, 8, 15, 0))
-    assert {i.action for i in items} == {"skip"}
-    assert outcome(only(items, ReminderKind.CANCELLATION_FOLLOWUP)) == SKIPPED_RECORDED
+    assert stages(items) == (SKIPPED, SKIPPED, SKIPPED)
 
 
 # --- late booking and edit grace -------------------------------------------------------------
@@ -656,36 +567,24 @@ def test_reminders_off_skips_every_message_with_a_recorded_reason() -> None:
     ("booked_at", "expected"),
     [
         # One hour ahead (09:00 EDT for 10:00): every stage had already passed.
-        (utc(2026, 6, 10, 13, 0), {"-72h": SKIPPED, "-24h": SKIPPED, "-2h": SKIPPED}),
+        (utc(2026, 6, 10, 13, 0), (SKIPPED, SKIPPED, SKIPPED)),
         # 22:00 EDT the evening before: only -2h (08:00 EDT) is still ahead.
-        (
-            utc(2026, 6, 10, 2, 0),
-            {"-72h": SKIPPED, "-24h": SKIPPED, "-2h": utc(2026, 6, 10, 12, 0)},
-        ),
+        (utc(2026, 6, 10, 2, 0), (SKIPPED, SKIPPED, utc(2026, 6, 10, 12, 0))),
         # 25 hours ahead: -72h passed; -24h and -2h at their own moments.
-        (
-            utc(2026, 6, 9, 13, 0),
-            {"-72h": SKIPPED, "-24h": utc(2026, 6, 9, 14, 0), "-2h": utc(2026, 6, 10, 12, 0)},
-        ),
+        (utc(2026, 6, 9, 13, 0), (SKIPPED, utc(2026, 6, 9, 14, 0), utc(2026, 6, 10, 12, 0))),
         # 24 h 01 min ahead: -24h is one minute away, so it waits for the 3-minute grace.
-        (
-            utc(2026, 6, 9, 13, 59),
-            {"-72h": SKIPPED, "-24h": utc(2026, 6, 9, 14, 2), "-2h": utc(2026, 6, 10, 12, 0)},
-        ),
+        (utc(2026, 6, 9, 13, 59), (SKIPPED, utc(2026, 6, 9, 14, 2), utc(2026, 6, 10, 12, 0))),
         # Exactly 2 h ahead: the -2h moment had not passed (it is now) -> after the grace.
-        (
-            utc(2026, 6, 10, 12, 0),
-            {"-72h": SKIPPED, "-24h": SKIPPED, "-2h": utc(2026, 6, 10, 12, 3)},
-        ),
+        (utc(2026, 6, 10, 12, 0), (SKIPPED, SKIPPED, utc(2026, 6, 10, 12, 3))),
         # 1 h 59 min ahead: -2h passed a minute before the booking.
-        (utc(2026, 6, 10, 12, 1), {"-72h": SKIPPED, "-24h": SKIPPED, "-2h": SKIPPED}),
+        (utc(2026, 6, 10, 12, 1), (SKIPPED, SKIPPED, SKIPPED)),
     ],
 )
 def test_late_booking_skips_stages_that_passed_before_the_time_was_set(
-    booked_at: datetime, expected: dict[str, Any]
+    booked_at: datetime, expected: tuple[Any, ...]
 ) -> None:
     items = planned_at_booking(appointment(SESSION, time_set_at=booked_at), patient())
-    assert outcomes(items, ReminderKind.STAGE) == expected
+    assert stages(items) == expected
 
 
 def test_late_booking_is_covered_by_the_booking_confirmation() -> None:
@@ -694,7 +593,7 @@ def test_late_booking_is_covered_by_the_booking_confirmation() -> None:
 
 
 def test_becoming_booked_late_does_not_fire_a_burst_of_stale_stages() -> None:
-    # Booked as "pending" weeks ago, made "booked" one hour before the session: the -72h, -24h
+    # Created "pending" weeks ago, made "booked" one hour before the session: the -72h, -24h
     # and -2h moments are long gone, so none of them should now go out together.
     facts = appointment(
         SESSION,
@@ -702,37 +601,31 @@ def test_becoming_booked_late_does_not_fire_a_burst_of_stale_stages() -> None:
         status_changed_at=utc(2026, 6, 10, 13, 0),
     )
     items = plan(facts, patient(), policy(), utc(2026, 6, 10, 13, 0))
-    assert outcomes(items, ReminderKind.STAGE) == {"-72h": SKIPPED, "-24h": SKIPPED, "-2h": SKIPPED}
+    assert stages(items) == (SKIPPED, SKIPPED, SKIPPED)
 
 
 @pytest.mark.parametrize(
-    ("rules", "time_set_at", "status_changed_at", "now", "expected_2h"),
+    ("rules", "time_set_at", "status_changed_at", "now", "expected_last"),
     [
         # Moved to this time at 07:59 EDT: -2h (08:00) waits for the grace -> 08:02.
-        (
-            policy(),
-            utc(2026, 6, 10, 11, 59),
-            None,
-            utc(2026, 6, 10, 11, 59),
-            utc(2026, 6, 10, 12, 2),
-        ),
+        (policy(), utc(2026, 6, 10, 11, 59), None, None, utc(2026, 6, 10, 12, 2)),
         # No grace: exactly at 08:00 EDT.
         (
             policy(edit_grace_minutes=0),
             utc(2026, 6, 10, 11, 59),
             None,
-            utc(2026, 6, 10, 11, 59),
-            utc(2026, 6, 10, 12, 0),
+            None,
+            SESSION - timedelta(hours=2),
         ),
         # A 10-minute grace from an edit at 07:55 EDT -> 08:05.
         (
             policy(edit_grace_minutes=10),
             utc(2026, 6, 10, 11, 55),
             None,
-            utc(2026, 6, 10, 11, 55),
+            None,
             utc(2026, 6, 10, 12, 5),
         ),
-        # The grace also counts from the last status edit.
+        # The grace also counts from the last status edit (one -2h stage).
         (
             policy(stages=(StagePolicy(offset="-2h"),)),
             utc(2026, 5, 1, 14, 0),
@@ -748,13 +641,13 @@ def test_becoming_booked_late_does_not_fire_a_burst_of_stale_stages() -> None:
             utc(2026, 6, 10, 12, 30),
             utc(2026, 6, 10, 12, 30),
         ),
-        # The grace would push it to the start itself: too close, skipped without a row.
+        # The grace would push a -2m stage to the start itself: too close, skipped without a row.
         (
             policy(stages=(StagePolicy(offset="-2m"),)),
             utc(2026, 6, 10, 13, 58),
             None,
-            utc(2026, 6, 10, 13, 58),
             None,
+            SKIPPED,
         ),
     ],
 )
@@ -762,37 +655,33 @@ def test_nothing_is_due_within_the_edit_grace_or_in_the_past(
     rules: ReminderPolicy,
     time_set_at: datetime,
     status_changed_at: datetime | None,
-    now: datetime,
-    expected_2h: datetime | None,
+    now: datetime | None,
+    expected_last: Any,
 ) -> None:
     facts = appointment(SESSION, time_set_at=time_set_at, status_changed_at=status_changed_at)
-    items = plan(facts, patient(), rules, now)
-    last_stage = [i for i in items if i.kind == ReminderKind.STAGE][-1]
-    assert outcome(last_stage) == (expected_2h or SKIPPED)
+    assert stages(plan(facts, patient(), rules, now or time_set_at))[-1] == expected_last
 
 
 # --- booking confirmation --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("who", "booked_at", "start", "expected"),
+    ("who", "booked_at", "expected"),
     [
         # Booked 10:00 EDT the day before -> 10:03 EDT.
-        (patient(), utc(2026, 6, 9, 14, 0), SESSION, utc(2026, 6, 9, 14, 3)),
-        # Booked 20:55 EDT -> 20:58 EDT, still allowed.
-        (patient(), utc(2026, 6, 10, 0, 55), SESSION, utc(2026, 6, 10, 0, 58)),
+        (patient(), utc(2026, 6, 9, 14, 0), utc(2026, 6, 9, 14, 3)),
         # Booked 21:00 EDT -> 21:03 is quiet -> 08:00 EDT next morning.
-        (patient(), utc(2026, 6, 10, 1, 0), SESSION, utc(2026, 6, 10, 12, 0)),
+        (patient(), utc(2026, 6, 10, 1, 0), utc(2026, 6, 10, 12, 0)),
         # By email at 23:00 EDT: no quiet hours -> 23:03 EDT.
-        (patient(preferred=EMAIL), utc(2026, 6, 10, 3, 0), SESSION, utc(2026, 6, 10, 3, 3)),
+        (patient(preferred=EMAIL), utc(2026, 6, 10, 3, 0), utc(2026, 6, 10, 3, 3)),
         # Booked 2 minutes before the start: the grace runs past it.
-        (patient(), utc(2026, 6, 10, 13, 58), SESSION, SKIPPED),
+        (patient(), utc(2026, 6, 10, 13, 58), SKIPPED),
     ],
 )
 def test_booking_confirmation_goes_after_the_edit_grace_outside_quiet_hours(
-    who: PatientFacts, booked_at: datetime, start: datetime, expected: Any
+    who: PatientFacts, booked_at: datetime, expected: Any
 ) -> None:
-    items = planned_at_booking(appointment(start, time_set_at=booked_at), who)
+    items = planned_at_booking(appointment(SESSION, time_set_at=booked_at), who)
     assert outcome(only(items, ReminderKind.BOOKING_CONFIRMATION)) == expected
 
 
@@ -800,60 +689,40 @@ def test_booking_confirmation_pushed_past_the_start_by_quiet_hours_is_recorded()
     # Booked 22:00 EDT for 07:00 EDT next morning: 22:03 -> 08:00 EDT, after the start.
     facts = appointment(utc(2026, 6, 10, 11, 0), time_set_at=utc(2026, 6, 10, 2, 0))
     item = only(planned_at_booking(facts, patient()), ReminderKind.BOOKING_CONFIRMATION)
-    assert outcome(item) == SKIPPED_RECORDED
+    assert outcome(item) == RECORDED
 
 
 @pytest.mark.parametrize(
-    ("rules", "status", "announce"),
+    ("rules", "status", "announce", "expected"),
     [
-        (policy(), BOOKED, False),  # bulk import of an existing schedule
-        (policy(booking_confirmation=False), BOOKED, True),
+        (policy(), BOOKED, False, None),  # bulk import of an existing schedule
+        (policy(booking_confirmation=False), BOOKED, True, None),
+        (policy(), AppointmentStatus.PENDING, True, SKIPPED),
     ],
 )
-def test_no_booking_confirmation_without_announce_or_when_turned_off(
-    rules: ReminderPolicy, status: AppointmentStatus, announce: bool
+def test_booking_confirmation_only_when_announced_enabled_and_booked(
+    rules: ReminderPolicy, status: AppointmentStatus, announce: bool, expected: str | None
 ) -> None:
-    items = planned_at_booking(
-        appointment(SESSION, status=status), patient(), rules, announce=announce
-    )
-    assert [i for i in items if i.kind == ReminderKind.BOOKING_CONFIRMATION] == []
-
-
-def test_booking_confirmation_is_skipped_for_an_appointment_not_booked() -> None:
-    facts = appointment(
-        SESSION, status=AppointmentStatus.PENDING, time_set_at=utc(2026, 6, 9, 14, 0)
-    )
-    assert (
-        outcome(only(planned_at_booking(facts, patient()), ReminderKind.BOOKING_CONFIRMATION))
-        == SKIPPED
-    )
+    facts = appointment(SESSION, status=status, time_set_at=utc(2026, 6, 9, 14, 0))
+    items = planned_at_booking(facts, patient(), rules, announce=announce)
+    found = [outcome(i) for i in items if i.kind == ReminderKind.BOOKING_CONFIRMATION]
+    assert found == ([expected] if expected else [])
 
 
 # --- missed-session and cancellation follow-ups ----------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("who", "rules", "start", "status", "changed_at", "now", "expected"),
+    ("who", "rules", "start", "status", "changed_at", "expected"),
     [
         # Still booked: start + 15 min.
-        (patient(), policy(), SESSION, BOOKED, None, None, utc(2026, 6, 10, 14, 15)),
-        # Marked no-show 10 min in: start + 15 is after the grace from that edit.
-        (
-            patient(),
-            policy(),
-            SESSION,
-            AppointmentStatus.NOSHOW,
-            utc(2026, 6, 10, 14, 10),
-            utc(2026, 6, 10, 14, 10),
-            utc(2026, 6, 10, 14, 15),
-        ),
+        (patient(), policy(), SESSION, BOOKED, None, utc(2026, 6, 10, 14, 15)),
         # Marked no-show 20 min in: the edit grace -> 14:23.
         (
             patient(),
             policy(),
             SESSION,
             AppointmentStatus.NOSHOW,
-            utc(2026, 6, 10, 14, 20),
             utc(2026, 6, 10, 14, 20),
             utc(2026, 6, 10, 14, 23),
         ),
@@ -864,34 +733,21 @@ def test_booking_confirmation_is_skipped_for_an_appointment_not_booked() -> None
             SESSION,
             BOOKED,
             None,
-            None,
             utc(2026, 6, 10, 14, 30),
         ),
         # Session 20:50 EDT: 21:05 is quiet for SMS -> 08:00 EDT next morning; email goes.
-        (patient(), policy(), utc(2026, 6, 11, 0, 50), BOOKED, None, None, utc(2026, 6, 11, 12, 0)),
+        (patient(), policy(), utc(2026, 6, 11, 0, 50), BOOKED, None, utc(2026, 6, 11, 12, 0)),
         (
             patient(preferred=EMAIL),
             policy(),
             utc(2026, 6, 11, 0, 50),
             BOOKED,
             None,
-            None,
             utc(2026, 6, 11, 1, 5),
         ),
-        # Planned again an hour after the start: due now, not in the past.
-        (
-            patient(),
-            policy(),
-            SESSION,
-            BOOKED,
-            None,
-            utc(2026, 6, 10, 15, 0),
-            utc(2026, 6, 10, 15, 0),
-        ),
-        # The session happened, was cancelled, or the patient arrived: nothing to follow up.
-        (patient(), policy(), SESSION, AppointmentStatus.FULFILLED, None, None, SKIPPED),
-        (patient(), policy(), SESSION, AppointmentStatus.CANCELLED, None, None, SKIPPED),
-        (patient(), policy(), SESSION, AppointmentStatus.ARRIVED, None, None, SKIPPED),
+        # The session happened, or was cancelled: nothing to follow up.
+        (patient(), policy(), SESSION, AppointmentStatus.FULFILLED, None, SKIPPED),
+        (patient(), policy(), SESSION, AppointmentStatus.CANCELLED, None, SKIPPED),
     ],
 )
 def test_missed_followup_at_start_plus_grace_while_booked_or_noshow(
@@ -900,12 +756,17 @@ def test_missed_followup_at_start_plus_grace_while_booked_or_noshow(
     start: datetime,
     status: AppointmentStatus,
     changed_at: datetime | None,
-    now: datetime | None,
     expected: Any,
 ) -> None:
     facts = appointment(start, status=status, status_changed_at=changed_at)
-    items = plan(facts, who, rules, now or facts.time_set_at)
+    items = plan(facts, who, rules, changed_at or facts.time_set_at)
     assert outcome(only(items, ReminderKind.MISSED_FOLLOWUP)) == expected
+
+
+def test_missed_followup_is_never_due_in_the_past() -> None:
+    # Planned again an hour after the start (11:00 EDT), nobody marked the session.
+    items = plan(appointment(SESSION), patient(), policy(), utc(2026, 6, 10, 15, 0))
+    assert outcome(only(items, ReminderKind.MISSED_FOLLOWUP)) == utc(2026, 6, 10, 15, 0)
 
 
 def test_missed_followup_says_nothing_about_a_session_learnt_of_afterwards() -> None:
@@ -916,7 +777,7 @@ def test_missed_followup_says_nothing_about_a_session_learnt_of_afterwards() -> 
 
 def test_missed_followup_can_be_turned_off() -> None:
     items = planned_at_booking(appointment(SESSION), patient(), policy(missed_followup=False))
-    assert [i for i in items if i.kind == ReminderKind.MISSED_FOLLOWUP] == []
+    assert ReminderKind.MISSED_FOLLOWUP not in kinds(items)
 
 
 @pytest.mark.parametrize(
@@ -945,10 +806,9 @@ def test_cancellation_followup_after_the_grace_outside_quiet_hours(
 def test_cancellation_followup_only_when_enabled_announced_and_cancelled(
     rules: ReminderPolicy, status: AppointmentStatus, announce: bool
 ) -> None:
-    items = planned_at_booking(
-        appointment(SESSION, status=status), patient(), rules, announce=announce
-    )
-    assert [i for i in items if i.kind == ReminderKind.CANCELLATION_FOLLOWUP] == []
+    facts = appointment(SESSION, status=status)
+    items = planned_at_booking(facts, patient(), rules, announce=announce)
+    assert ReminderKind.CANCELLATION_FOLLOWUP not in kinds(items)
 
 
 # --- the edit grace and "not in the past" for the one-off messages ----------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -271,7 +271,9 @@ def plan(
         action: Literal["send", "skip"] = "skip" if reason else "send"
         out.append(PlannedReminder(kind, stage, due, channel, action, reason, record))
 
-    status, start = appointment.status, appointment.start
+    status = appointment.status
+    # In UTC, so an offset is real hours: "-24h" from a zoned start would be wall-clock hours.
+    start = appointment.start.astimezone(UTC)
     for stage in policy.stages:
         due = start + stage.delta
         reason = _stage_skip_reason(appointment, stage, due)
@@ -286,14 +288,15 @@ def plan(
         add(ReminderKind.STAGE, stage.key, due, reason)
 
     if policy.booking_confirmation and announce:
-        due = appointment.time_set_at + grace
-        reason = None
+        due, reason = earliest, None
         if status != AppointmentStatus.BOOKED:
             reason = f"appointment is {status.value}"
+        elif due >= start:
+            reason = "the session starts before the confirmation could be sent"
         elif channel is not None:
             due = _quiet(due, channel, patient, policy)
-        if reason is None and due >= start:
-            reason = "the session starts before the confirmation could be sent"
+            if due >= start:
+                reason = "quiet hours: the next allowed time is after the session starts"
         add(ReminderKind.BOOKING_CONFIRMATION, "booked", due, reason)
 
     if policy.missed_followup:
@@ -303,7 +306,8 @@ def plan(
             reason = f"appointment is {status.value}"
         elif appointment.time_set_at >= due:
             # Learnt of the session only after it was missed (an import of past sessions):
-            # whether the patient came is unknown, so say nothing.
+            # whether the patient came is unknown, so say nothing. (A no-show the scheduling
+            # system records afterwards is a change of status, not news of the session.)
             reason = "the session was over before frontdesk knew of it"
         else:
             due = max(due, earliest)
@@ -312,7 +316,7 @@ def plan(
         add(ReminderKind.MISSED_FOLLOWUP, "missed", due, reason)
 
     if policy.cancellation_followup and status == AppointmentStatus.CANCELLED and announce:
-        due = appointment.status_changed_at + grace
+        due = earliest
         if channel is not None:
             due = _quiet(due, channel, patient, policy)
         add(ReminderKind.CANCELLATION_FOLLOWUP, "cancelled", due, None)
@@ -331,6 +335,12 @@ def _stage_skip_reason(
         and appointment.confirmation != Confirmation.UNCONFIRMED
     ):
         return f"patient already answered ({appointment.confirmation.value})"
-    if due < appointment.time_set_at:
+    if due < _known_since(appointment):
         return "booked too late for this reminder"
     return None
+
+
+def _known_since(appointment: AppointmentFacts) -> datetime:
+    """Since when the appointment has had its current time and status: a stage whose moment
+    came before that (booked, moved or re-booked late) is not sent."""
+    return max(appointment.time_set_at, appointment.status_changed_at)

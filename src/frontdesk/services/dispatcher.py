@@ -37,6 +37,7 @@ from frontdesk.adapters.db.models import (
     Reminder,
     ReviewItem,
 )
+from frontdesk.adapters.metrics import DispatchMetrics
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
 from frontdesk.domain.channels import Channel, Direction
@@ -121,6 +122,7 @@ class Dispatcher:
         settings: DispatchSettings | None = None,
         clock: Callable[[], datetime] = now_utc,
         rng: random.Random | None = None,
+        metrics: DispatchMetrics | None = None,
     ) -> None:
         self.runtime = runtime
         self.senders = senders
@@ -129,6 +131,7 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.limiter = RateLimiter(self.settings.rate_per_second)
+        self.metrics = metrics
 
     # --- claiming --------------------------------------------------------------------------
 
@@ -208,6 +211,12 @@ class Dispatcher:
 
     def process(self, reminder_id: int) -> str:
         """Re-check, send and record one claimed reminder; returns the outcome's name."""
+        outcome = self._process(reminder_id)
+        if self.metrics is not None:
+            self.metrics.outcomes.labels(outcome).inc()
+        return outcome
+
+    def _process(self, reminder_id: int) -> str:
         decision = self._prepare(reminder_id)
         if isinstance(decision, str):
             return decision
@@ -220,20 +229,35 @@ class Dispatcher:
             self.limiter.wait(channel)
             result = sender.send(decision.message)
         except PermanentError as exc:
+            self._count_retry(channel)
+            log.warning(
+                "permanent send failure",
+                extra={"reminder_id": reminder_id, "channel": channel.value},
+            )
             return self._permanent_failure(decision, str(exc))
         except TransientError as exc:
+            self._count_retry(channel)
             return self._transient_failure(decision, str(exc))
         except Exception as exc:  # an adapter bug must not lose the reminder: retry it
+            self._count_retry(channel)
+            log.exception("send raised", extra={"reminder_id": reminder_id})
             return self._transient_failure(decision, f"unexpected {type(exc).__name__}")
+        elapsed = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.send_seconds.labels(channel.value).observe(elapsed)
         log.info(
             "reminder sent",
             extra={
                 "reminder_id": reminder_id,
                 "channel": channel.value,
-                "ms": round((time.perf_counter() - started) * 1000),
+                "ms": round(elapsed * 1000),
             },
         )
         return self._record_sent(decision, result)
+
+    def _count_retry(self, channel: Channel) -> None:
+        if self.metrics is not None:
+            self.metrics.retries.labels(channel.value).inc()
 
     def _prepare(self, reminder_id: int) -> _Send | str:
         now = self.clock()

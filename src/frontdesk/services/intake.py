@@ -26,7 +26,7 @@ from frontdesk.domain.intake import (
     field_errors,
 )
 from frontdesk.domain.times import now_utc
-from frontdesk.services import queries
+from frontdesk.services import audit, queries, reminders
 from frontdesk.services.apikeys import Caller
 from frontdesk.services.appointments import upsert_appointment
 from frontdesk.services.lookups import AppointmentKey, PatientKey, find_appointment, find_patient
@@ -193,3 +193,33 @@ def list_patients(runtime: Runtime, caller: Caller, *, limit: int, offset: int) 
         return queries.list_patients(
             session, runtime.cipher, practice_of(session, caller), limit=limit, offset=offset
         ).as_dict()
+
+
+def get_reminder_policy(runtime: Runtime, caller: Caller) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        practice = practice_of(session, caller)
+        policy = reminders.policy_for(practice, runtime.settings.reminder_policy)
+        own = reminders.POLICY_KEY in (practice.settings or {})
+        return {"policy": policy.model_dump(mode="json"), "practice_specific": own}
+
+
+def put_reminder_policy(runtime: Runtime, caller: Caller, body: bytes) -> dict[str, Any]:
+    """Store the practice's policy and re-plan its upcoming appointments in one transaction."""
+    try:
+        with runtime.transaction() as session:
+            practice = practice_of(session, caller)
+            policy = reminders.set_policy(practice, parse_json(body))
+            replanned = reminders.replan_practice(session, practice, planning_now(runtime))
+            audit.record(
+                session,
+                practice_id=practice.id,
+                actor=caller.actor,
+                action="reminder_policy.updated",
+                entity_type="practice",
+                entity_id=practice.id,
+                details={"replanned": replanned},
+            )
+            return {"policy": policy.model_dump(mode="json"), "replanned": replanned}
+    except ValidationFailed as exc:
+        _keep_rejected(runtime, caller, "api.reminder_policy", "reminder-policy", body, exc)
+        raise

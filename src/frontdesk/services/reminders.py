@@ -167,6 +167,18 @@ def replan(
             )
 
 
+def replan_practice(session: Session, practice: Practice, planning: Planning) -> int:
+    """After a policy change: re-plan every appointment that has not started yet."""
+    upcoming = session.scalars(
+        select(Appointment).where(
+            Appointment.practice_id == practice.id, Appointment.start_at > planning.now
+        )
+    ).all()
+    for appointment in upcoming:
+        replan(session, practice, appointment, planning)
+    return len(upcoming)
+
+
 def replan_patient(
     session: Session, practice: Practice, patient: Patient, planning: Planning
 ) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from frontdesk import __version__
+from frontdesk.adapters.metrics import make_registry
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
+from frontdesk.logs import configure_logging
 from frontdesk.web import errors, pages
 from frontdesk.web.api import v1
 from frontdesk.web.body_limit import BodySizeLimit
@@ -39,6 +40,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     app.state.settings = settings
+    app.state.metrics_registry, app.state.dispatch_metrics = make_registry(rt.sessions)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(v1.router)
@@ -49,5 +51,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 def app_from_env() -> FastAPI:
     """For process managers: ``uvicorn --factory frontdesk.web.app:app_from_env --workers 4``."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level)
     return create_app(settings)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.errors import Forbidden, Unauthorized
 from frontdesk.domain.intake import AppointmentIn, IntakeOutcome, PatientIn
+from frontdesk.domain.reminders import ReminderPolicy
 from frontdesk.services import intake, queries
 from frontdesk.services.apikeys import Caller, authenticate
 
@@ -77,7 +78,9 @@ def _status(outcome: IntakeOutcome) -> int:
     return 201 if outcome is IntakeOutcome.CREATED else 200
 
 
-def _body_schema(model: type[AppointmentIn] | type[PatientIn]) -> dict[str, Any]:
+def _body_schema(
+    model: type[AppointmentIn] | type[PatientIn] | type[ReminderPolicy],
+) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
@@ -188,3 +191,25 @@ async def list_patients(
     return await run_in_threadpool(
         partial(intake.list_patients, runtime_of(request), who, limit=limit, offset=offset)
     )
+
+
+@router.get("/reminder-policy", responses=ERRORS, summary="The practice's reminder policy")
+async def get_reminder_policy(
+    request: Request, who: Annotated[Caller, Depends(caller)]
+) -> dict[str, Any]:
+    return await run_in_threadpool(intake.get_reminder_policy, runtime_of(request), who)
+
+
+@router.put(
+    "/reminder-policy",
+    responses=ERRORS,
+    openapi_extra=_body_schema(ReminderPolicy),
+    summary="Replace the practice's reminder policy (re-plans upcoming appointments)",
+)
+async def put_reminder_policy(
+    request: Request, who: Annotated[Caller, Depends(writer)]
+) -> dict[str, Any]:
+    """Fields left out take their defaults (see docs/REMINDERS.md). Upcoming appointments are
+    re-planned in the same transaction; `replanned` says how many."""
+    body = await request.body()
+    return await run_in_threadpool(intake.put_reminder_policy, runtime_of(request), who, body)
