@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.db.models import Appointment, Clinician, Location, Patient
+
+K = TypeVar("K", "PatientKey", "AppointmentKey")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -78,34 +82,39 @@ def prefetch(
     patients: Iterable[PatientKey],
     appointments: Iterable[AppointmentKey],
 ) -> None:
-    """Load every listed record into ``cache``; the ones not found are recorded as absent."""
-    patient_keys = set(patients) - cache.patients.keys()
-    if patient_keys:
-        for key in patient_keys:
-            cache.patients[key] = None
-        rows = session.scalars(
+    """Load every listed record into ``cache``; the ones not found are recorded as absent.
+
+    One query per source, ``external_id IN (…)``: it uses the unique index, where a row-value
+    ``(source, external_id) IN (…)`` makes PostgreSQL scan the table.
+    """
+    patient_ids = _absent_by_source(set(patients), cache.patients)
+    for source, external_ids in patient_ids.items():
+        for patient in session.scalars(
             select(Patient).where(
                 Patient.practice_id == practice_id,
-                tuple_(Patient.source, Patient.external_id).in_(
-                    [(k.source, k.external_id) for k in patient_keys]
-                ),
+                Patient.source == source,
+                Patient.external_id.in_(external_ids),
             )
-        )
-        for patient in rows:
+        ):
             cache.patients[PatientKey(patient.source, patient.external_id)] = patient
-    appointment_keys = set(appointments) - cache.appointments.keys()
-    if appointment_keys:
-        for appointment_key in appointment_keys:
-            cache.appointments[appointment_key] = None
-        rows_a = session.scalars(
+    appointment_ids = _absent_by_source(set(appointments), cache.appointments)
+    for source, external_ids in appointment_ids.items():
+        for appointment in session.scalars(
             select(Appointment).where(
                 Appointment.practice_id == practice_id,
-                tuple_(Appointment.source, Appointment.external_id).in_(
-                    [(k.source, k.external_id) for k in appointment_keys]
-                ),
+                Appointment.source == source,
+                Appointment.external_id.in_(external_ids),
             )
-        )
-        for appointment in rows_a:
-            cache.appointments[AppointmentKey(appointment.source, appointment.external_id)] = (
-                appointment
-            )
+        ):
+            key = AppointmentKey(appointment.source, appointment.external_id)
+            cache.appointments[key] = appointment
+
+
+def _absent_by_source(keys: set[K], store: dict[K, V | None]) -> dict[str, list[str]]:
+    """The keys ``store`` does not know yet, grouped by source; they are marked absent until a
+    query finds them."""
+    by_source: dict[str, list[str]] = {}
+    for key in keys - store.keys():
+        store[key] = None
+        by_source.setdefault(key.source, []).append(key.external_id)
+    return by_source
