@@ -1,0 +1,20 @@
+"""The ``frontdesk`` command. Each command parses, calls one service, and prints.
+
+Exit codes: 0 success; 1 an unexpected failure; 2 bad input or configuration; 3 an import that
+finished but rejected some rows (they are listed and kept).
+"""
+
+from __future__ import annotations
+
+# Importing the command modules registers their commands on ``app``.
+from frontdesk.cli import database, importing, listing, practices, reminders, serving
+from frontdesk.cli.common import app
+
+__all__ = ["app", "database", "importing", "listing", "main", "practices", "reminders", "serving"]
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
