@@ -25,36 +25,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select, update
 
 from frontdesk.adapters.channels.base import ChannelSender, OutboundMessage, SendResult
 from frontdesk.adapters.db.models import (
-    Appointment,
-    Conversation,
-    Message,
     Practice,
     Reminder,
-    ReviewItem,
 )
 from frontdesk.adapters.metrics import DispatchMetrics
 from frontdesk.bootstrap import Runtime
-from frontdesk.domain.appointments import AppointmentStatus, Confirmation
-from frontdesk.domain.channels import Channel, Direction
+from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import PermanentError, TransientError
 from frontdesk.domain.messages import render
 from frontdesk.domain.reminders import (
-    Condition,
     ReminderKind,
-    ReminderPolicy,
     ReminderState,
-    cap_release,
-    next_allowed,
     usable_channels,
 )
 from frontdesk.domain.times import now_utc
+from frontdesk.services.outcomes import log_outbound, open_missed_session_review
 from frontdesk.services.patients import contact_of
 from frontdesk.services.reminders import patient_facts, policy_for
+from frontdesk.services.send_time import later_moment, no_longer_wanted, still_missed
 
 log = logging.getLogger(__name__)
 
@@ -274,9 +266,9 @@ class Dispatcher:
             assert practice is not None
             policy = policy_for(practice, self.runtime.settings.reminder_policy)
             kind = ReminderKind(reminder.kind)
-            if kind == ReminderKind.MISSED_FOLLOWUP and _still_missed(appointment):
-                _open_review_item(session, appointment)
-            reason = _no_longer_wanted(reminder, appointment, policy)
+            if kind == ReminderKind.MISSED_FOLLOWUP and still_missed(appointment):
+                open_missed_session_review(session, appointment)
+            reason = no_longer_wanted(reminder, appointment, policy)
             if reason:
                 return _finish(reminder, ReminderState.CANCELLED, reason)
             patient = appointment.patient
@@ -293,7 +285,7 @@ class Dispatcher:
             if channel not in channels:
                 channel = channels[0]
             reminder.channel = channel.value
-            wait = _later_moment(session, reminder, channel, facts.timezone, policy, now)
+            wait = later_moment(session, reminder, channel, facts.timezone, policy, now)
             if wait is not None:
                 later, why = wait
                 if kind == ReminderKind.STAGE and later >= appointment.start_at:
@@ -348,7 +340,7 @@ class Dispatcher:
             reminder.provider_message_id = result.provider_message_id
             reminder.reason = None
             reminder.claimed_by = None
-            _log_message(session, send, result, now)
+            log_outbound(session, send.message, send.appointment_id, result, now)
         return "sent"
 
     def _transient_failure(self, send: _Send, reason: str) -> str:
@@ -393,58 +385,6 @@ class Dispatcher:
         return timedelta(seconds=self.rng.uniform(0.5, 1.0) * ceiling.total_seconds())
 
 
-def _later_moment(
-    session: Session,
-    reminder: Reminder,
-    channel: Channel,
-    tz_name: str,
-    policy: ReminderPolicy,
-    now: datetime,
-) -> tuple[datetime, str] | None:
-    """When this reminder may go, and why, if not now: quiet hours, caps, or a later stage
-    of the same appointment being due too."""
-    if channel in policy.quiet_hours_channels:
-        allowed = next_allowed(now, tz_name, policy.quiet_hours_start, policy.quiet_hours_end)
-        if allowed > now:
-            return allowed, "quiet hours"
-    if reminder.kind != ReminderKind.STAGE.value:
-        return None
-    sent = [
-        moment
-        for moment in session.scalars(
-            select(Reminder.sent_at)
-            .where(
-                Reminder.patient_id == reminder.patient_id,
-                Reminder.kind == ReminderKind.STAGE.value,
-                Reminder.sent_at > now - timedelta(days=7),
-            )
-            .order_by(Reminder.sent_at)
-        )
-        if moment is not None
-    ]
-    capped = cap_release(sent, now, tz_name, policy.max_per_day, policy.max_per_week)
-    if capped is not None:
-        return capped
-    superseded = session.scalar(
-        select(func.count())
-        .select_from(Reminder)
-        .where(
-            Reminder.appointment_id == reminder.appointment_id,
-            Reminder.planned_start == reminder.planned_start,
-            Reminder.kind == ReminderKind.STAGE.value,
-            Reminder.id != reminder.id,
-            Reminder.state.in_([ReminderState.SCHEDULED.value, ReminderState.CLAIMED.value]),
-            Reminder.due_at > reminder.due_at,
-            Reminder.due_at <= now,
-        )
-    )
-    if superseded:
-        # A later stage is due too (the worker was down, say): send that one only.
-        # (planned_start is never before the start: the stage is skipped.)
-        return reminder.planned_start, "superseded by a later reminder also due"
-    return None
-
-
 def _finish(reminder: Reminder, state: ReminderState, reason: str) -> str:
     reminder.state = state.value
     reminder.reason = reason
@@ -454,93 +394,3 @@ def _finish(reminder: Reminder, state: ReminderState, reason: str) -> str:
         ReminderState.SKIPPED: "skipped",
         ReminderState.FAILED: "failed",
     }.get(state, state.value)
-
-
-def _still_missed(appointment: Appointment) -> bool:
-    return appointment.status in (AppointmentStatus.BOOKED.value, AppointmentStatus.NOSHOW.value)
-
-
-def _no_longer_wanted(
-    reminder: Reminder, appointment: Appointment, policy: ReminderPolicy
-) -> str | None:
-    """Why the appointment no longer calls for this reminder, re-checked at send time."""
-    if reminder.planned_start != appointment.start_at:
-        return "the appointment moved"
-    kind = ReminderKind(reminder.kind)
-    status = appointment.status
-    if kind == ReminderKind.MISSED_FOLLOWUP:
-        return None if _still_missed(appointment) else f"appointment is {status}"
-    if kind == ReminderKind.CANCELLATION_FOLLOWUP:
-        return None if status == AppointmentStatus.CANCELLED.value else f"appointment is {status}"
-    if status != AppointmentStatus.BOOKED.value:
-        return f"appointment is {status}"
-    if kind == ReminderKind.STAGE:
-        stage = next((s for s in policy.stages if s.key == reminder.stage), None)
-        if stage is None:
-            return "the practice's policy no longer has this stage"
-        if (
-            stage.condition == Condition.UNCONFIRMED_ONLY
-            and appointment.confirmation != Confirmation.UNCONFIRMED.value
-        ):
-            return f"patient already answered ({appointment.confirmation})"
-    return None
-
-
-def _open_review_item(session: Session, appointment: Appointment) -> None:
-    exists = session.scalar(
-        select(ReviewItem.id).where(
-            ReviewItem.appointment_id == appointment.id, ReviewItem.kind == "missed_session"
-        )
-    )
-    if exists is None:
-        session.add(
-            ReviewItem(
-                practice_id=appointment.practice_id,
-                appointment_id=appointment.id,
-                patient_id=appointment.patient_id,
-                kind="missed_session",
-                state="open",
-            )
-        )
-
-
-def _log_message(session: Session, send: _Send, result: SendResult, now: datetime) -> None:
-    """Every message we send lands in the patient's thread on that channel."""
-    message = send.message
-    exists = session.scalar(
-        select(Message.id).where(
-            Message.practice_id == message.practice_id,
-            Message.channel == message.channel.value,
-            Message.provider_message_id == result.provider_message_id,
-        )
-    )
-    if exists is not None:
-        return
-    conversation = session.scalar(
-        select(Conversation).where(
-            Conversation.practice_id == message.practice_id,
-            Conversation.patient_id == message.patient_id,
-            Conversation.channel == message.channel.value,
-        )
-    )
-    if conversation is None:
-        conversation = Conversation(
-            practice_id=message.practice_id,
-            patient_id=message.patient_id,
-            channel=message.channel.value,
-            status="open",
-        )
-        session.add(conversation)
-    conversation.last_message_at = now
-    session.add(
-        Message(
-            practice_id=message.practice_id,
-            conversation=conversation,
-            appointment_id=send.appointment_id,
-            channel=message.channel.value,
-            direction=Direction.OUTBOUND.value,
-            body=message.body,
-            provider_message_id=result.provider_message_id,
-            delivery_status=result.status,
-        )
-    )

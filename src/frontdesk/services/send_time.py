@@ -1,0 +1,110 @@
+"""Send-time checks: does the appointment still call for this reminder, and may it go now?
+
+Planning decided when a reminder is due; these decide again at the moment of sending, because
+anything may have changed since: the appointment, the patient's answer, the practice's policy,
+the hour of the patient's day, and how many reminders the patient already had.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from frontdesk.adapters.db.models import (
+    Appointment,
+    Reminder,
+)
+from frontdesk.domain.appointments import AppointmentStatus, Confirmation
+from frontdesk.domain.channels import Channel
+from frontdesk.domain.reminders import (
+    Condition,
+    ReminderKind,
+    ReminderPolicy,
+    ReminderState,
+    cap_release,
+    next_allowed,
+)
+
+
+def still_missed(appointment: Appointment) -> bool:
+    return appointment.status in (AppointmentStatus.BOOKED.value, AppointmentStatus.NOSHOW.value)
+
+
+def no_longer_wanted(
+    reminder: Reminder, appointment: Appointment, policy: ReminderPolicy
+) -> str | None:
+    """Why the appointment no longer calls for this reminder, re-checked at send time."""
+    if reminder.planned_start != appointment.start_at:
+        return "the appointment moved"
+    kind = ReminderKind(reminder.kind)
+    status = appointment.status
+    if kind == ReminderKind.MISSED_FOLLOWUP:
+        return None if still_missed(appointment) else f"appointment is {status}"
+    if kind == ReminderKind.CANCELLATION_FOLLOWUP:
+        return None if status == AppointmentStatus.CANCELLED.value else f"appointment is {status}"
+    if status != AppointmentStatus.BOOKED.value:
+        return f"appointment is {status}"
+    if kind == ReminderKind.STAGE:
+        stage = next((s for s in policy.stages if s.key == reminder.stage), None)
+        if stage is None:
+            return "the practice's policy no longer has this stage"
+        if (
+            stage.condition == Condition.UNCONFIRMED_ONLY
+            and appointment.confirmation != Confirmation.UNCONFIRMED.value
+        ):
+            return f"patient already answered ({appointment.confirmation})"
+    return None
+
+
+def later_moment(
+    session: Session,
+    reminder: Reminder,
+    channel: Channel,
+    tz_name: str,
+    policy: ReminderPolicy,
+    now: datetime,
+) -> tuple[datetime, str] | None:
+    """When this reminder may go, and why, if not now: quiet hours, caps, or a later stage
+    of the same appointment being due too."""
+    if channel in policy.quiet_hours_channels:
+        allowed = next_allowed(now, tz_name, policy.quiet_hours_start, policy.quiet_hours_end)
+        if allowed > now:
+            return allowed, "quiet hours"
+    if reminder.kind != ReminderKind.STAGE.value:
+        return None
+    sent = [
+        moment
+        for moment in session.scalars(
+            select(Reminder.sent_at)
+            .where(
+                Reminder.patient_id == reminder.patient_id,
+                Reminder.kind == ReminderKind.STAGE.value,
+                Reminder.sent_at > now - timedelta(days=7),
+            )
+            .order_by(Reminder.sent_at)
+        )
+        if moment is not None
+    ]
+    capped = cap_release(sent, now, tz_name, policy.max_per_day, policy.max_per_week)
+    if capped is not None:
+        return capped
+    superseded = session.scalar(
+        select(func.count())
+        .select_from(Reminder)
+        .where(
+            Reminder.appointment_id == reminder.appointment_id,
+            Reminder.planned_start == reminder.planned_start,
+            Reminder.kind == ReminderKind.STAGE.value,
+            Reminder.id != reminder.id,
+            Reminder.state.in_([ReminderState.SCHEDULED.value, ReminderState.CLAIMED.value]),
+            Reminder.due_at > reminder.due_at,
+            Reminder.due_at <= now,
+        )
+    )
+    if superseded:
+        # A later stage is due too (the worker was down, say): send that one only.
+        # (planned_start is never before the start: the stage is skipped.)
+        return reminder.planned_start, "superseded by a later reminder also due"
+    return None
