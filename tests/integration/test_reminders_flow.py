@@ -398,8 +398,8 @@ def test_a_send_whose_outcome_was_not_recorded_is_delivered_once(runtime: Runtim
     outbox = OutboxChannel(runtime.sessions, runtime.cipher)
     first = dispatcher(runtime, clock, outbox, worker="first")
     [claimed] = first.claim()
-    prepared = first._prepare(claimed)
-    assert not isinstance(prepared, str)
+    [prepared], settled = first.prepare([claimed])
+    assert settled == []
     outbox.send(prepared.message)  # delivered; then the process is killed
     clock.now += timedelta(minutes=6)
     drain(dispatcher(runtime, clock, outbox, worker="second"))

@@ -26,12 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from frontdesk.adapters.channels.base import ChannelSender, OutboundMessage, SendResult
-from frontdesk.adapters.db.models import (
-    Practice,
-    Reminder,
-)
+from frontdesk.adapters.db.models import Appointment, Patient, Practice, Reminder
 from frontdesk.adapters.metrics import DispatchMetrics
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
@@ -43,10 +41,15 @@ from frontdesk.domain.reminders import (
     usable_channels,
 )
 from frontdesk.domain.times import now_utc
-from frontdesk.services.outcomes import log_outbound, open_missed_session_review
+from frontdesk.services.outcomes import MessageLog, open_missed_session_review
 from frontdesk.services.patients import contact_of
 from frontdesk.services.reminders import patient_facts, policy_for
-from frontdesk.services.send_time import later_moment, no_longer_wanted, still_missed
+from frontdesk.services.send_time import (
+    SendContext,
+    later_moment,
+    no_longer_wanted,
+    still_missed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,16 @@ class _Send:
     reminder_id: int
     message: OutboundMessage
     appointment_id: int
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What a channel said: a result, or a permanent or transient failure with its reason."""
+
+    send: _Send
+    result: SendResult | None
+    permanent: str | None = None
+    transient: str | None = None
 
 
 @dataclass
@@ -167,26 +180,14 @@ class Dispatcher:
         return claimed
 
     def dispatch_due(self) -> DispatchReport:
-        """Claim one batch and process it: patients concurrently, each patient's reminders one
-        after another, so the per-patient caps see the previous send. (Two workers holding
-        reminders of the same patient at the same moment can still both pass the caps; the
-        dispatcher then sends one message more than the cap, never a duplicate.)"""
+        """Claim one batch and process it: one transaction re-checks the whole batch, then sends
+        run concurrently outside it, recorded a group at a time."""
         report = DispatchReport()
-        claimed = self._claim()
-        report.claimed = len(claimed)
-        if not claimed:
-            return report
-        by_patient: dict[int, list[int]] = {}
-        for reminder_id, patient_id in claimed:
-            by_patient.setdefault(patient_id, []).append(reminder_id)
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
-            for outcomes in pool.map(self._process_in_turn, by_patient.values()):
-                for outcome in outcomes:
-                    report.add(outcome)
+        ids = self.claim()
+        report.claimed = len(ids)
+        for outcome in self.process_batch(ids):
+            report.add(outcome)
         return report
-
-    def _process_in_turn(self, reminder_ids: list[int]) -> list[str]:
-        return [self.process(reminder_id) for reminder_id in reminder_ids]
 
     def run(self, stop: threading.Event, poll_interval: float = 2.0) -> None:
         """Dispatch until ``stop`` is set; poll only when there was nothing to do."""
@@ -199,182 +200,247 @@ class Dispatcher:
             if report.claimed == 0:
                 stop.wait(poll_interval)
 
-    # --- one reminder ----------------------------------------------------------------------
-
     def process(self, reminder_id: int) -> str:
         """Re-check, send and record one claimed reminder; returns the outcome's name."""
-        outcome = self._process(reminder_id)
-        if self.metrics is not None:
-            self.metrics.outcomes.labels(outcome).inc()
+        [outcome] = self.process_batch([reminder_id])
         return outcome
 
-    def _process(self, reminder_id: int) -> str:
-        decision = self._prepare(reminder_id)
-        if isinstance(decision, str):
-            return decision
-        channel = decision.message.channel
+    def process_batch(self, ids: list[int]) -> list[str]:
+        if not ids:
+            return []
+        sends, outcomes = self.prepare(ids)
+        # Sends go out `concurrency` at a time and each group is recorded as soon as it is
+        # done: a crash can then re-send at most one group (the idempotency key absorbs it
+        # where the provider honours keys), while commits stay few.
+        step = self.settings.concurrency
+        with ThreadPoolExecutor(max_workers=step) as pool:
+            for first in range(0, len(sends), step):
+                outcomes += self._record(list(pool.map(self._send, sends[first : first + step])))
+        if self.metrics is not None:
+            for outcome in outcomes:
+                self.metrics.outcomes.labels(outcome).inc()
+        return outcomes
+
+    # --- re-checking -----------------------------------------------------------------------
+
+    def prepare(self, ids: list[int]) -> tuple[list[_Send], list[str]]:
+        """Re-check claimed reminders in one transaction. Returns the messages to send, and
+        the outcomes of those settled here (cancelled, skipped, deferred, lost claims)."""
+        now = self.clock()
+        sends: list[_Send] = []
+        outcomes: list[str] = []
+        with self.runtime.transaction() as session:
+            reminders = list(
+                session.scalars(
+                    select(Reminder)
+                    .where(Reminder.id.in_(ids))
+                    .options(
+                        joinedload(Reminder.appointment)
+                        .joinedload(Appointment.patient)
+                        .selectinload(Patient.consents)
+                    )
+                    .order_by(Reminder.due_at, Reminder.id)
+                )
+            )
+            outcomes += ["lost_claims"] * (len(ids) - len(reminders))
+            practices = {
+                practice.id: practice
+                for practice in session.scalars(
+                    select(Practice).where(Practice.id.in_({r.practice_id for r in reminders}))
+                )
+            }
+            context = SendContext.load(session, reminders, now)
+            for reminder in reminders:
+                decision = self._decide(session, reminder, practices, context, now)
+                if isinstance(decision, _Send):
+                    sends.append(decision)
+                    if reminder.kind == ReminderKind.STAGE.value:
+                        # Counts toward the caps for the rest of this batch.
+                        context.sent_to_patient.setdefault(reminder.patient_id, []).append(now)
+                else:
+                    outcomes.append(decision)
+        return sends, outcomes
+
+    def _decide(
+        self,
+        session: Session,
+        reminder: Reminder,
+        practices: dict[int, Practice],
+        context: SendContext,
+        now: datetime,
+    ) -> _Send | str:
+        if reminder.state != ReminderState.CLAIMED.value or reminder.claimed_by != self.worker_id:
+            return "lost_claims"  # another worker took it over after our lease expired
+        appointment = reminder.appointment
+        practice = practices[reminder.practice_id]
+        policy = policy_for(practice, self.runtime.settings.reminder_policy)
+        kind = ReminderKind(reminder.kind)
+        if kind == ReminderKind.MISSED_FOLLOWUP and still_missed(appointment):
+            open_missed_session_review(session, appointment)
+        reason = no_longer_wanted(reminder, appointment, policy)
+        if reason:
+            return _finish(reminder, ReminderState.CANCELLED, reason)
+        patient = appointment.patient
+        facts = patient_facts(patient, practice)
+        if not facts.reminders_enabled:
+            return _finish(reminder, ReminderState.SKIPPED, "the patient has reminders off")
+        failed = set((reminder.failed_channels or "").split(",")) - {""}
+        channels = [c for c in usable_channels(facts, policy) if c.value not in failed]
+        if not channels:
+            return _finish(
+                reminder, ReminderState.SKIPPED, "no usable channel (address or consent)"
+            )
+        channel = Channel(reminder.channel) if reminder.channel else channels[0]
+        if channel not in channels:
+            channel = channels[0]
+        reminder.channel = channel.value
+        wait = later_moment(reminder, channel, facts.timezone, policy, now, context)
+        if wait is not None:
+            later, why = wait
+            if kind == ReminderKind.STAGE and later >= appointment.start_at:
+                return _finish(reminder, ReminderState.SKIPPED, f"{why}, until after the session")
+            reminder.state = ReminderState.SCHEDULED.value
+            reminder.due_at = later
+            reminder.reason = f"waiting: {why}"
+            reminder.attempts -= 1  # waiting is not an attempt
+            reminder.claimed_by = None
+            return "deferred"
+        contact = contact_of(patient, self.runtime.cipher)
+        to = contact.email if channel == Channel.EMAIL else contact.phone
+        assert to is not None  # usable_channels checked the address
+        stage = next((s for s in policy.stages if s.key == reminder.stage), None)
+        body = render(
+            kind,
+            language=patient.language,
+            practice_name=practice.name,
+            start=appointment.start_at,
+            tz_name=facts.timezone,
+            booking_url=practice.booking_url,
+            custom_text=stage.text if stage and kind == ReminderKind.STAGE else None,
+        )
+        message = OutboundMessage(
+            practice_id=practice.id,
+            patient_id=patient.id,
+            channel=channel,
+            to=to,
+            body=body,
+            idempotency_key=f"reminder-{reminder.id}",
+            subject=f"{practice.name}: your appointment" if channel == Channel.EMAIL else None,
+        )
+        return _Send(reminder.id, message, appointment.id)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _send(self, send: _Send) -> _Result:
+        channel = send.message.channel
         sender = self.senders.get(channel)
         started = time.perf_counter()
         try:
             if sender is None:
                 raise PermanentError(f"no sender configured for {channel.value}")
             self.limiter.wait(channel)
-            result = sender.send(decision.message)
+            result = sender.send(send.message)
         except PermanentError as exc:
             self._count_retry(channel)
             log.warning(
                 "permanent send failure",
-                extra={"reminder_id": reminder_id, "channel": channel.value},
+                extra={"reminder_id": send.reminder_id, "channel": channel.value},
             )
-            return self._permanent_failure(decision, str(exc))
+            return _Result(send, None, permanent=str(exc))
         except TransientError as exc:
             self._count_retry(channel)
-            return self._transient_failure(decision, str(exc))
+            return _Result(send, None, transient=str(exc))
         except Exception as exc:  # an adapter bug must not lose the reminder: retry it
             self._count_retry(channel)
-            log.exception("send raised", extra={"reminder_id": reminder_id})
-            return self._transient_failure(decision, f"unexpected {type(exc).__name__}")
+            log.exception("send raised", extra={"reminder_id": send.reminder_id})
+            return _Result(send, None, transient=f"unexpected {type(exc).__name__}")
         elapsed = time.perf_counter() - started
         if self.metrics is not None:
             self.metrics.send_seconds.labels(channel.value).observe(elapsed)
         log.info(
             "reminder sent",
             extra={
-                "reminder_id": reminder_id,
+                "reminder_id": send.reminder_id,
                 "channel": channel.value,
                 "ms": round(elapsed * 1000),
             },
         )
-        return self._record_sent(decision, result)
+        return _Result(send, result)
 
     def _count_retry(self, channel: Channel) -> None:
         if self.metrics is not None:
             self.metrics.retries.labels(channel.value).inc()
 
-    def _prepare(self, reminder_id: int) -> _Send | str:
-        now = self.clock()
-        with self.runtime.transaction() as session:
-            reminder = session.get(Reminder, reminder_id)
-            if (
-                reminder is None
-                or reminder.state != ReminderState.CLAIMED.value
-                or reminder.claimed_by != self.worker_id
-            ):
-                return "lost_claims"  # another worker took it over after our lease expired
-            appointment = reminder.appointment
-            practice = session.get(Practice, reminder.practice_id)
-            assert practice is not None
-            policy = policy_for(practice, self.runtime.settings.reminder_policy)
-            kind = ReminderKind(reminder.kind)
-            if kind == ReminderKind.MISSED_FOLLOWUP and still_missed(appointment):
-                open_missed_session_review(session, appointment)
-            reason = no_longer_wanted(reminder, appointment, policy)
-            if reason:
-                return _finish(reminder, ReminderState.CANCELLED, reason)
-            patient = appointment.patient
-            facts = patient_facts(patient, practice)
-            if not facts.reminders_enabled:
-                return _finish(reminder, ReminderState.SKIPPED, "the patient has reminders off")
-            failed = set((reminder.failed_channels or "").split(",")) - {""}
-            channels = [c for c in usable_channels(facts, policy) if c.value not in failed]
-            if not channels:
-                return _finish(
-                    reminder, ReminderState.SKIPPED, "no usable channel (address or consent)"
-                )
-            channel = Channel(reminder.channel) if reminder.channel else channels[0]
-            if channel not in channels:
-                channel = channels[0]
-            reminder.channel = channel.value
-            wait = later_moment(session, reminder, channel, facts.timezone, policy, now)
-            if wait is not None:
-                later, why = wait
-                if kind == ReminderKind.STAGE and later >= appointment.start_at:
-                    return _finish(
-                        reminder, ReminderState.SKIPPED, f"{why}, until after the session"
-                    )
-                reminder.state = ReminderState.SCHEDULED.value
-                reminder.due_at = later
-                reminder.reason = f"waiting: {why}"
-                reminder.attempts -= 1  # waiting is not an attempt
-                reminder.claimed_by = None
-                return "deferred"
-            contact = contact_of(patient, self.runtime.cipher)
-            to = contact.email if channel == Channel.EMAIL else contact.phone
-            assert to is not None  # usable_channels checked the address
-            stage = next((s for s in policy.stages if s.key == reminder.stage), None)
-            body = render(
-                kind,
-                language=patient.language,
-                practice_name=practice.name,
-                start=appointment.start_at,
-                tz_name=facts.timezone,
-                booking_url=practice.booking_url,
-                custom_text=stage.text if stage and kind == ReminderKind.STAGE else None,
-            )
-            message = OutboundMessage(
-                practice_id=practice.id,
-                patient_id=patient.id,
-                channel=channel,
-                to=to,
-                body=body,
-                idempotency_key=f"reminder-{reminder.id}",
-                subject=f"{practice.name}: your appointment" if channel == Channel.EMAIL else None,
-            )
-            return _Send(reminder.id, message, appointment.id)
-
     # --- recording outcomes ----------------------------------------------------------------
 
-    def _record_sent(self, send: _Send, result: SendResult) -> str:
+    def _record(self, results: list[_Result]) -> list[str]:
+        """Record every send's outcome in one transaction."""
+        if not results:
+            return []
         now = self.clock()
+        outcomes: list[str] = []
         with self.runtime.transaction() as session:
-            reminder = session.get(Reminder, send.reminder_id)
-            assert reminder is not None
-            if reminder.state in (ReminderState.SENT.value, ReminderState.DELIVERED.value):
-                return "sent"  # a twin attempt recorded it first; the key made it one message
-            reminder.state = (
-                ReminderState.DELIVERED.value
-                if result.status == "delivered"
-                else ReminderState.SENT.value
+            rows = {
+                r.id: r
+                for r in session.scalars(
+                    select(Reminder).where(Reminder.id.in_([x.send.reminder_id for x in results]))
+                )
+            }
+            log_book = MessageLog.load(
+                session, [(x.send.message, x.result) for x in results if x.result is not None]
             )
-            reminder.sent_at = now
-            reminder.provider_message_id = result.provider_message_id
-            reminder.reason = None
-            reminder.claimed_by = None
-            log_outbound(session, send.message, send.appointment_id, result, now)
+            for item in results:
+                reminder = rows[item.send.reminder_id]
+                if item.result is not None:
+                    outcomes.append(self._sent(reminder, item, log_book, now))
+                elif item.permanent is not None:
+                    outcomes.append(self._permanent_failure(reminder, item))
+                else:
+                    outcomes.append(self._transient_failure(reminder, item.transient or "", now))
+        return outcomes
+
+    def _sent(self, reminder: Reminder, item: _Result, log_book: MessageLog, now: datetime) -> str:
+        assert item.result is not None
+        if reminder.state in (ReminderState.SENT.value, ReminderState.DELIVERED.value):
+            return "sent"  # a twin attempt recorded it first; the key made it one message
+        reminder.state = (
+            ReminderState.DELIVERED.value
+            if item.result.status == "delivered"
+            else ReminderState.SENT.value
+        )
+        reminder.sent_at = now
+        reminder.provider_message_id = item.result.provider_message_id
+        reminder.reason = None
+        reminder.claimed_by = None
+        log_book.add(item.send.message, item.send.appointment_id, item.result, now)
         return "sent"
 
-    def _transient_failure(self, send: _Send, reason: str) -> str:
-        now = self.clock()
-        with self.runtime.transaction() as session:
-            reminder = session.get(Reminder, send.reminder_id)
-            assert reminder is not None
-            if reminder.state != ReminderState.CLAIMED.value:
-                return "lost_claims"
-            if reminder.attempts >= self.settings.max_attempts:
-                _finish(reminder, ReminderState.FAILED, f"gave up after retries: {reason}")
-                return "failed"
-            reminder.state = ReminderState.SCHEDULED.value
-            reminder.due_at = now + self._backoff(reminder.attempts)
-            reminder.reason = f"retrying: {reason}"
-            reminder.claimed_by = None
+    def _transient_failure(self, reminder: Reminder, reason: str, now: datetime) -> str:
+        if reminder.state != ReminderState.CLAIMED.value:
+            return "lost_claims"
+        if reminder.attempts >= self.settings.max_attempts:
+            _finish(reminder, ReminderState.FAILED, f"gave up after retries: {reason}")
+            return "failed"
+        reminder.state = ReminderState.SCHEDULED.value
+        reminder.due_at = now + self._backoff(reminder.attempts)
+        reminder.reason = f"retrying: {reason}"
+        reminder.claimed_by = None
         return "retried"
 
-    def _permanent_failure(self, send: _Send, reason: str) -> str:
-        with self.runtime.transaction() as session:
-            reminder = session.get(Reminder, send.reminder_id)
-            assert reminder is not None
-            if reminder.state != ReminderState.CLAIMED.value:
-                return "lost_claims"
-            failed = set((reminder.failed_channels or "").split(",")) - {""}
-            failed.add(send.message.channel.value)
-            reminder.failed_channels = ",".join(sorted(failed))
-            # Straight back in line: the next attempt picks the patient's next usable channel,
-            # or records that none is left.
-            reminder.state = ReminderState.SCHEDULED.value
-            reminder.channel = None
-            reminder.reason = f"{send.message.channel.value} failed: {reason}"
-            reminder.claimed_by = None
-            reminder.attempts -= 1
+    def _permanent_failure(self, reminder: Reminder, item: _Result) -> str:
+        if reminder.state != ReminderState.CLAIMED.value:
+            return "lost_claims"
+        channel = item.send.message.channel.value
+        failed = set((reminder.failed_channels or "").split(",")) - {""}
+        failed.add(channel)
+        reminder.failed_channels = ",".join(sorted(failed))
+        # Straight back in line: the next attempt picks the patient's next usable channel,
+        # or records that none is left.
+        reminder.state = ReminderState.SCHEDULED.value
+        reminder.channel = None
+        reminder.reason = f"{channel} failed: {item.permanent}"
+        reminder.claimed_by = None
+        reminder.attempts -= 1
         return "retried"
 
     def _backoff(self, attempts: int) -> timedelta:

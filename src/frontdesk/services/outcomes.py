@@ -36,48 +36,70 @@ def open_missed_session_review(session: Session, appointment: Appointment) -> No
         )
 
 
-def log_outbound(
-    session: Session,
-    message: OutboundMessage,
-    appointment_id: int,
-    result: SendResult,
-    now: datetime,
-) -> None:
-    """Every message we send lands in the patient's thread on that channel."""
-    exists = session.scalar(
-        select(Message.id).where(
-            Message.practice_id == message.practice_id,
-            Message.channel == message.channel.value,
-            Message.provider_message_id == result.provider_message_id,
+class MessageLog:
+    """Every message we send lands in the patient's thread on that channel. Loaded once for a
+    batch of sends: the threads they go to, and which provider ids are already logged."""
+
+    def __init__(
+        self,
+        session: Session,
+        threads: dict[tuple[int, int | None, str], Conversation],
+        logged: set[tuple[str, str]],
+    ) -> None:
+        self._session = session
+        self._threads = threads
+        self._logged = logged
+
+    @classmethod
+    def load(cls, session: Session, sent: list[tuple[OutboundMessage, SendResult]]) -> MessageLog:
+        threads: dict[tuple[int, int | None, str], Conversation] = {}
+        logged: set[tuple[str, str]] = set()
+        patients = {message.patient_id for message, _ in sent}
+        if patients:
+            for conversation in session.scalars(
+                select(Conversation).where(Conversation.patient_id.in_(patients))
+            ):
+                key = (conversation.practice_id, conversation.patient_id, conversation.channel)
+                threads[key] = conversation
+            # A re-send the provider de-duplicated comes back with the first send's id.
+            provider_ids = [result.provider_message_id for _, result in sent]
+            for channel, provider_id in session.execute(
+                select(Message.channel, Message.provider_message_id).where(
+                    Message.provider_message_id.in_(provider_ids)
+                )
+            ):
+                if provider_id is not None:
+                    logged.add((channel, provider_id))
+        return cls(session, threads, logged)
+
+    def add(
+        self, message: OutboundMessage, appointment_id: int, result: SendResult, now: datetime
+    ) -> None:
+        marker = (message.channel.value, result.provider_message_id)
+        if marker in self._logged:
+            return
+        self._logged.add(marker)
+        key = (message.practice_id, message.patient_id, message.channel.value)
+        conversation = self._threads.get(key)
+        if conversation is None:
+            conversation = Conversation(
+                practice_id=message.practice_id,
+                patient_id=message.patient_id,
+                channel=message.channel.value,
+                status="open",
+            )
+            self._session.add(conversation)
+            self._threads[key] = conversation
+        conversation.last_message_at = now
+        self._session.add(
+            Message(
+                practice_id=message.practice_id,
+                conversation=conversation,
+                appointment_id=appointment_id,
+                channel=message.channel.value,
+                direction=Direction.OUTBOUND.value,
+                body=message.body,
+                provider_message_id=result.provider_message_id,
+                delivery_status=result.status,
+            )
         )
-    )
-    if exists is not None:
-        return
-    conversation = session.scalar(
-        select(Conversation).where(
-            Conversation.practice_id == message.practice_id,
-            Conversation.patient_id == message.patient_id,
-            Conversation.channel == message.channel.value,
-        )
-    )
-    if conversation is None:
-        conversation = Conversation(
-            practice_id=message.practice_id,
-            patient_id=message.patient_id,
-            channel=message.channel.value,
-            status="open",
-        )
-        session.add(conversation)
-    conversation.last_message_at = now
-    session.add(
-        Message(
-            practice_id=message.practice_id,
-            conversation=conversation,
-            appointment_id=appointment_id,
-            channel=message.channel.value,
-            direction=Direction.OUTBOUND.value,
-            body=message.body,
-            provider_message_id=result.provider_message_id,
-            delivery_status=result.status,
-        )
-    )

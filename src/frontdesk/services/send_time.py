@@ -7,9 +7,10 @@ the hour of the patient's day, and how many reminders the patient already had.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.db.models import (
@@ -58,13 +59,51 @@ def no_longer_wanted(
     return None
 
 
+@dataclass
+class SendContext:
+    """What the checks need beyond the reminder itself, loaded once for a whole batch."""
+
+    # Stage reminders sent to each patient in the last 7 days (and those decided in this batch).
+    sent_to_patient: dict[int, list[datetime]] = field(default_factory=dict)
+    # Stage reminders due now and not yet sent, by (appointment, planned start): id and due time.
+    due_stages: dict[tuple[int, datetime], list[tuple[int, datetime]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, reminders: list[Reminder], now: datetime) -> SendContext:
+        context = cls()
+        patients = {r.patient_id for r in reminders}
+        for patient_id, sent_at in session.execute(
+            select(Reminder.patient_id, Reminder.sent_at).where(
+                Reminder.patient_id.in_(patients),
+                Reminder.kind == ReminderKind.STAGE.value,
+                Reminder.sent_at > now - timedelta(days=7),
+            )
+        ):
+            if sent_at is not None:
+                context.sent_to_patient.setdefault(patient_id, []).append(sent_at)
+        appointments = {r.appointment_id for r in reminders}
+        for reminder_id, appointment_id, planned_start, due_at in session.execute(
+            select(
+                Reminder.id, Reminder.appointment_id, Reminder.planned_start, Reminder.due_at
+            ).where(
+                Reminder.appointment_id.in_(appointments),
+                Reminder.kind == ReminderKind.STAGE.value,
+                Reminder.state.in_([ReminderState.SCHEDULED.value, ReminderState.CLAIMED.value]),
+                Reminder.due_at <= now,
+            )
+        ):
+            key = (appointment_id, planned_start)
+            context.due_stages.setdefault(key, []).append((reminder_id, due_at))
+        return context
+
+
 def later_moment(
-    session: Session,
     reminder: Reminder,
     channel: Channel,
     tz_name: str,
     policy: ReminderPolicy,
     now: datetime,
+    context: SendContext,
 ) -> tuple[datetime, str] | None:
     """When this reminder may go, and why, if not now: quiet hours, caps, or a later stage
     of the same appointment being due too."""
@@ -74,36 +113,12 @@ def later_moment(
             return allowed, "quiet hours"
     if reminder.kind != ReminderKind.STAGE.value:
         return None
-    sent = [
-        moment
-        for moment in session.scalars(
-            select(Reminder.sent_at)
-            .where(
-                Reminder.patient_id == reminder.patient_id,
-                Reminder.kind == ReminderKind.STAGE.value,
-                Reminder.sent_at > now - timedelta(days=7),
-            )
-            .order_by(Reminder.sent_at)
-        )
-        if moment is not None
-    ]
+    sent = sorted(context.sent_to_patient.get(reminder.patient_id, []))
     capped = cap_release(sent, now, tz_name, policy.max_per_day, policy.max_per_week)
     if capped is not None:
         return capped
-    superseded = session.scalar(
-        select(func.count())
-        .select_from(Reminder)
-        .where(
-            Reminder.appointment_id == reminder.appointment_id,
-            Reminder.planned_start == reminder.planned_start,
-            Reminder.kind == ReminderKind.STAGE.value,
-            Reminder.id != reminder.id,
-            Reminder.state.in_([ReminderState.SCHEDULED.value, ReminderState.CLAIMED.value]),
-            Reminder.due_at > reminder.due_at,
-            Reminder.due_at <= now,
-        )
-    )
-    if superseded:
+    siblings = context.due_stages.get((reminder.appointment_id, reminder.planned_start), [])
+    if any(other != reminder.id and due > reminder.due_at for other, due in siblings):
         # A later stage is due too (the worker was down, say): send that one only.
         # (planned_start is never before the start: the stage is skipped.)
         return reminder.planned_start, "superseded by a later reminder also due"
