@@ -289,6 +289,11 @@ def test_after_downtime_only_the_latest_due_stage_is_sent(runtime: Runtime) -> N
     assert len(fake.calls) == 1
     assert states(runtime)[("a1", "-72h")] == "skipped"
     assert states(runtime)[("a1", "-24h")] == "sent"
+    # A later change re-plans the appointment; the superseded stage stays skipped.
+    put(runtime, clock, start, announce=False, patient={"email": "new@example.com"})
+    assert states(runtime)[("a1", "-72h")] == "skipped"
+    drain(dispatcher(runtime, clock, fake))
+    assert len(fake.calls) == 1
 
 
 def test_daily_cap_defers_a_second_reminder_for_the_same_patient(runtime: Runtime) -> None:

@@ -127,7 +127,7 @@ def replan(
         row = rows.get(key)
         if item.action == "send" or item.record:
             wanted.add(key)
-        if row is not None and ReminderState(row.state) in FINAL_STATES:
+        if row is not None and _settled(row):
             continue
         if item.action == "send":
             state, reason = ReminderState.SCHEDULED, None
@@ -165,6 +165,14 @@ def replan(
             row.reason = (
                 "the appointment moved" if key[1] != appointment.start_at else "no longer planned"
             )
+
+
+def _settled(row: Reminder) -> bool:
+    """History planning must not rewrite: claimed or sent rows, and skips the dispatcher decided
+    at send time (a stage superseded after downtime must not come back later)."""
+    if ReminderState(row.state) in FINAL_STATES:
+        return True
+    return row.state == ReminderState.SKIPPED.value and row.attempts > 0
 
 
 def replan_practice(session: Session, practice: Practice, planning: Planning) -> int:
