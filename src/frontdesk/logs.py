@@ -8,7 +8,11 @@ import logging
 from datetime import UTC, datetime
 
 # Attributes every LogRecord has; anything else was passed in ``extra=`` and is ours to print.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's ANSI-coloured copy of msg
+}
 
 
 class JsonFormatter(logging.Formatter):
