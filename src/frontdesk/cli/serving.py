@@ -57,7 +57,7 @@ def serve(
                 _, token = apikeys.create_api_key(session, chosen, "demo", actor="demo-seed")
                 name = chosen.name
             err.print(f"Demo practice [bold]{escape(name)}[/bold]: {count} appointments this week.")
-            err.print(f"Demo API key (shown once): [bold]{token}[/bold]")
+            err.print(f"Demo API key (shown once): [bold]{token}[/bold]", soft_wrap=True)
         if not _is_loopback(bind_host):
             err.print(
                 "[yellow]warning:[/yellow] the schedule page has no staff login yet; "
