@@ -5,13 +5,13 @@ Exactly once, in the terms we can keep:
 - Claiming is a short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of
   workers share the table; SQLite has one writer). A claim is a lease: a worker that dies after
   claiming loses nothing, because the lease expires and another worker takes the row.
-- The residual window is between a provider accepting a message and our recording it: a worker
-  killed there leaves a claimed, unrecorded row that is sent again after the lease expires.
-  Every attempt carries the same idempotency key (``reminder-<id>``); the outbox and providers
-  that honour keys deliver it once, so the patient gets one message. For a provider without
-  keys the window is the few milliseconds between its answer and our commit.
-- Every send is re-checked at send time: appointment status and time, the patient's answer,
-  consent and channel, quiet hours, and the per-patient caps.
+- The claimed batch is re-checked in one transaction (appointment status and time, the
+  patient's answer, consent and channel, quiet hours, caps), messages are rendered then.
+- Sends go out ``concurrency`` at a time, outside any transaction, each group recorded in one
+  transaction when it is done. The residual window is between a provider accepting a message
+  and our recording its group: a worker killed there leaves that group claimed, and it is sent
+  again after the lease expires. Every attempt carries the same idempotency key
+  (``reminder-<id>``); the outbox and providers that honour keys deliver it once.
 """
 
 from __future__ import annotations
