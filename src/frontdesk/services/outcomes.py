@@ -62,14 +62,21 @@ class MessageLog:
                 key = (conversation.practice_id, conversation.patient_id, conversation.channel)
                 threads[key] = conversation
             # A re-send the provider de-duplicated comes back with the first send's id.
-            provider_ids = [result.provider_message_id for _, result in sent]
-            for channel, provider_id in session.execute(
-                select(Message.channel, Message.provider_message_id).where(
-                    Message.provider_message_id.in_(provider_ids)
-                )
-            ):
-                if provider_id is not None:
-                    logged.add((channel, provider_id))
+            # Grouped by practice and channel so the lookup uses the messages' unique index.
+            wanted: dict[tuple[int, str], list[str]] = {}
+            for message, result in sent:
+                group = (message.practice_id, message.channel.value)
+                wanted.setdefault(group, []).append(result.provider_message_id)
+            for (practice_id, channel), provider_ids in wanted.items():
+                for provider_id in session.scalars(
+                    select(Message.provider_message_id).where(
+                        Message.practice_id == practice_id,
+                        Message.channel == channel,
+                        Message.provider_message_id.in_(provider_ids),
+                    )
+                ):
+                    if provider_id is not None:
+                        logged.add((channel, provider_id))
         return cls(session, threads, logged)
 
     def add(

@@ -292,7 +292,10 @@ class OutboxMessage(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_practice_last", "practice_id", "last_message_at"),)
+    __table_args__ = (
+        Index("ix_conversations_practice_last", "practice_id", "last_message_at"),
+        Index("ix_conversations_patient_channel", "patient_id", "channel"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
