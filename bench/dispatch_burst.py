@@ -17,6 +17,7 @@ frontdesk's cost per reminder is reported as a multiple of that floor.
 
     .venv/bin/python bench/dispatch_burst.py [--reminders N] [--pg-workers 1,2,4]
         [--sqlite-workers 1] [--postgres-url URL | --no-postgres] [--no-sqlite]
+        [--what-if indexes,custom-plans]
 
 The PostgreSQL URL names a server and a database to connect to for CREATE DATABASE: the
 benchmark creates its own database (fd_bench_<random>) there and drops it at the end.
@@ -221,6 +222,45 @@ def populate(url: str, n: int, seed: int) -> dict[str, Any]:
             )
     runtime.dispose()
     return {"seconds": round(time.perf_counter() - started, 1), "channels": dict(channels)}
+
+
+WHAT_IF_INDEXES = (
+    "CREATE INDEX ix_bench_conversations_patient ON conversations (patient_id)",
+    "CREATE INDEX ix_bench_messages_provider_id ON messages (provider_message_id)",
+)
+
+
+def apply_what_if(url: str, dbname: str | None, what_if: list[str]) -> list[str]:
+    """Changes to the benchmark database only (never to src): the indexes the message log's
+    lookups need, and on PostgreSQL plans made for each execution instead of generic plans
+    cached while the tables were still empty."""
+    done: list[str] = []
+    if "indexes" in what_if:
+        path = settings_for(url).sqlite_path()
+        if path is not None:
+            raw = sqlite3.connect(path, isolation_level=None)
+            for statement in WHAT_IF_INDEXES:
+                raw.execute(statement)
+            raw.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                for statement in WHAT_IF_INDEXES:
+                    conn.execute(statement)
+        done += list(WHAT_IF_INDEXES)
+    if "custom-plans" in what_if and dbname is not None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET plan_cache_mode = force_custom_plan").format(
+                    sql.Identifier(dbname)
+                )
+            )
+        done.append(f"ALTER DATABASE {dbname} SET plan_cache_mode = force_custom_plan")
+    return done
 
 
 def reset(url: str) -> datetime:
@@ -441,7 +481,7 @@ def run_case(
     go = ctx.Event()
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=worker_main, args=(url, i, options, ready, go, results))
+        ctx.Process(target=worker_main, args=(url, i, options, ready, go, results), daemon=True)
         for i in range(workers)
     ]
     for proc in procs:
@@ -620,6 +660,7 @@ def run_sqlite(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, A
         path = Path(tmp) / "bench.db"
         url = f"sqlite:///{path}"
         setup = populate(url, args.reminders, args.seed)
+        setup["what_if"] = apply_what_if(url, None, args.what_if)
         cases = [run_case(url, w, args.reminders, options, None) for w in args.sqlite_workers]
         floor = floor_sqlite(path, args.reminders, args.batch_size)
     return {
@@ -644,6 +685,7 @@ def run_postgres(args: argparse.Namespace, options: dict[str, Any]) -> dict[str,
         server = conn.execute("SHOW server_version").fetchone()
     try:
         setup = populate(url, args.reminders, args.seed)
+        setup["what_if"] = apply_what_if(url, dbname, args.what_if)
         cases = [run_case(url, w, args.reminders, options, dbname) for w in args.pg_workers]
         floor = floor_postgres(url, args.reminders, args.batch_size)
     finally:
@@ -683,7 +725,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rate", type=float, default=1_000_000.0, help="per channel per second")
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument(
+        "--what-if",
+        type=lambda text: [part for part in text.split(",") if part],
+        default=[],
+        metavar="indexes,custom-plans",
+        help="measure a possible fix in the benchmark database only: 'indexes' adds "
+        "conversations(patient_id) and messages(provider_message_id); 'custom-plans' sets "
+        "plan_cache_mode=force_custom_plan (PostgreSQL)",
+    )
     args = parser.parse_args()
+    if unknown := set(args.what_if) - {"indexes", "custom-plans"}:
+        parser.error(f"unknown --what-if {', '.join(sorted(unknown))}")
     options = {"batch_size": args.batch_size, "concurrency": args.concurrency, "rate": args.rate}
     out: dict[str, Any] = {
         "benchmark": "dispatch_burst",
@@ -698,6 +751,7 @@ def main() -> None:
         "command": shlex.join([os.path.relpath(sys.executable), *sys.argv]),
         "source": source_version(),
         "dispatch_settings": options,
+        "what_if": args.what_if,
     }
     if not args.no_sqlite:
         out["sqlite"] = run_sqlite(args, options)

@@ -110,7 +110,7 @@ def test_reminders_plan_cli_prints_the_schedule_as_json(
 def test_metrics_expose_reminders_by_state_and_channel(
     client: TestClient, runtime: Runtime
 ) -> None:
-    book(client, datetime.now(UTC) + timedelta(days=5))
+    book(client, noon_in_new_york(5))  # 3 stages, the booking confirmation, the follow-up
     text = client.get("/metrics").text
     assert 'frontdesk_reminders{channel="sms",state="scheduled"} 5.0' in text
     assert "frontdesk_dispatch_lag_seconds 0.0" in text
