@@ -2,7 +2,8 @@
 
 Sets up N stage reminders ("-24h", one per patient and appointment, each appointment a day
 ahead) with SQLAlchemy Core bulk inserts, every one due a minute ago, under a practice policy
-that holds nothing back (quiet hours 00:00-23:59, caps of 1000). Then, for each case, the rows
+that holds nothing back (quiet hours 00:00-23:59, caps of 1000), beside a message history of
+as many earlier conversations and messages (``--history``). Then, for each case, the rows
 are reset to ``scheduled`` and W worker processes (multiprocessing, each with its own
 ``build_runtime``) run ``Dispatcher.dispatch_due`` with a no-op channel until nothing is left
 to claim. Measured: wall time to drain, reminders/s, lateness (sent_at - due_at, from the
@@ -17,7 +18,7 @@ frontdesk's cost per reminder is reported as a multiple of that floor.
 
     .venv/bin/python bench/dispatch_burst.py [--reminders N] [--pg-workers 1,2,4]
         [--sqlite-workers 1] [--postgres-url URL | --no-postgres] [--no-sqlite]
-        [--what-if indexes,custom-plans]
+        [--history H] [--what-if indexes,custom-plans]
 
 The PostgreSQL URL names a server and a database to connect to for CREATE DATABASE: the
 benchmark creates its own database (fd_bench_<random>) there and drops it at the end.
@@ -35,6 +36,7 @@ import random
 import resource
 import secrets
 import shlex
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -64,6 +66,7 @@ POLICY = {
 }
 HEAD_START = timedelta(minutes=1)  # the rows were due this long before the workers start
 CHUNK = 5000
+HISTORY_PREFIX = "history-"
 
 
 def source_version() -> dict[str, Any]:
@@ -114,11 +117,19 @@ def settings_for(url: str) -> Any:
     return Settings(database_url=url, secret_key=SECRET)
 
 
-def populate(url: str, n: int, seed: int) -> dict[str, Any]:
-    """Schema, one practice with a permissive policy, and N patients / appointments / reminders."""
+def populate(url: str, n: int, seed: int, history: int) -> dict[str, Any]:
+    """Schema, one practice with a permissive policy, N patients / appointments / reminders,
+    and ``history`` earlier conversations with one message each (other patients)."""
     from sqlalchemy import insert
 
-    from frontdesk.adapters.db.models import Appointment, Patient, Practice, Reminder
+    from frontdesk.adapters.db.models import (
+        Appointment,
+        Conversation,
+        Message,
+        Patient,
+        Practice,
+        Reminder,
+    )
     from frontdesk.bootstrap import build_runtime
     from frontdesk.services.reminders import set_policy
 
@@ -220,8 +231,68 @@ def populate(url: str, n: int, seed: int) -> dict[str, Any]:
                     )
                 ],
             )
+        # Message history: a deployment that sends 50,000 reminders has logged messages
+        # before, and its planner statistics know it. (--history 0: the first burst of a new
+        # deployment, with empty conversations and messages tables.)
+        earlier = now - timedelta(days=30)
+        for first in range(0, history, CHUNK):
+            indexes = range(first, min(first + CHUNK, history))
+            patient_ids = list(
+                conn.scalars(
+                    insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "practice_id": practice_id,
+                            "source": "bench-history",
+                            "external_id": f"h{i}",
+                            "phone_sealed": cipher.seal(f"+1556{i:07d}"),
+                            "preferred_channel": "sms",
+                            "timezone": rng.choice(TIMEZONES),
+                            "created_at": earlier,
+                            "updated_at": earlier,
+                        }
+                        for i in indexes
+                    ],
+                )
+            )
+            conversation_ids = list(
+                conn.scalars(
+                    insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "practice_id": practice_id,
+                            "patient_id": patient_id,
+                            "channel": "sms",
+                            "status": "open",
+                            "created_at": earlier,
+                            "last_message_at": earlier,
+                        }
+                        for patient_id in patient_ids
+                    ],
+                )
+            )
+            conn.execute(
+                insert(Message),
+                [
+                    {
+                        "practice_id": practice_id,
+                        "conversation_id": conversation_id,
+                        "channel": "sms",
+                        "direction": "outbound",
+                        "body": "Bench Practice: reminder of your appointment.",
+                        "provider_message_id": f"{HISTORY_PREFIX}{i}",
+                        "delivery_status": "delivered",
+                        "created_at": earlier,
+                    }
+                    for i, conversation_id in zip(indexes, conversation_ids, strict=True)
+                ],
+            )
     runtime.dispose()
-    return {"seconds": round(time.perf_counter() - started, 1), "channels": dict(channels)}
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "channels": dict(channels),
+        "history_conversations_and_messages": history,
+    }
 
 
 WHAT_IF_INDEXES = (
@@ -265,7 +336,7 @@ def apply_what_if(url: str, dbname: str | None, what_if: list[str]) -> list[str]
 
 def reset(url: str) -> datetime:
     """Every reminder back to scheduled, due HEAD_START ago; what sending wrote is removed."""
-    from sqlalchemy import delete, text, update
+    from sqlalchemy import delete, select, text, update
 
     from frontdesk.adapters.db.engine import make_engine
     from frontdesk.adapters.db.models import (
@@ -279,7 +350,16 @@ def reset(url: str) -> datetime:
     engine = make_engine(settings_for(url).sqlalchemy_url)
     due = datetime.now(UTC) - HEAD_START
     with engine.begin() as conn:
-        for model in (Message, Conversation, ReviewItem, OutboxMessage):
+        # What the previous case sent goes; the message history stays.
+        conn.execute(
+            delete(Message).where(Message.provider_message_id.notlike(f"{HISTORY_PREFIX}%"))
+        )
+        conn.execute(
+            delete(Conversation).where(
+                Conversation.id.notin_(select(Message.conversation_id).scalar_subquery())
+            )
+        )
+        for model in (ReviewItem, OutboxMessage):
             conn.execute(delete(model))
         conn.execute(
             update(Reminder).values(
@@ -451,7 +531,11 @@ def row_stats(url: str, go_at: datetime) -> dict[str, Any]:
         pairs = conn.execute(
             select(Reminder.due_at, Reminder.sent_at).where(Reminder.sent_at.is_not(None))
         ).all()
-        messages = conn.scalar(select(func.count()).select_from(Message))
+        messages = conn.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.provider_message_id.notlike(f"{HISTORY_PREFIX}%"))
+        )
     engine.dispose()
     late = sorted((sent - due).total_seconds() for due, sent in pairs)
     since = sorted((sent - go_at).total_seconds() for _due, sent in pairs)
@@ -659,7 +743,7 @@ def run_sqlite(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, A
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         url = f"sqlite:///{path}"
-        setup = populate(url, args.reminders, args.seed)
+        setup = populate(url, args.reminders, args.seed, args.history)
         setup["what_if"] = apply_what_if(url, None, args.what_if)
         cases = [run_case(url, w, args.reminders, options, None) for w in args.sqlite_workers]
         floor = floor_sqlite(path, args.reminders, args.batch_size)
@@ -684,7 +768,7 @@ def run_postgres(args: argparse.Namespace, options: dict[str, Any]) -> dict[str,
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         server = conn.execute("SHOW server_version").fetchone()
     try:
-        setup = populate(url, args.reminders, args.seed)
+        setup = populate(url, args.reminders, args.seed, args.history)
         setup["what_if"] = apply_what_if(url, dbname, args.what_if)
         cases = [run_case(url, w, args.reminders, options, dbname) for w in args.pg_workers]
         floor = floor_postgres(url, args.reminders, args.batch_size)
@@ -726,6 +810,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1_000_000.0, help="per channel per second")
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument(
+        "--history",
+        type=int,
+        help="earlier conversations + messages already in the database (default: as many as "
+        "reminders; 0 = the first burst of a new deployment, empty message tables)",
+    )
+    parser.add_argument(
         "--what-if",
         type=lambda text: [part for part in text.split(",") if part],
         default=[],
@@ -735,6 +825,11 @@ def main() -> None:
         "plan_cache_mode=force_custom_plan (PostgreSQL)",
     )
     args = parser.parse_args()
+    # Stopped from outside: unwind, so the benchmark database is dropped, the temp folder
+    # removed and the (daemonic) worker processes ended.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.history is None:
+        args.history = args.reminders
     if unknown := set(args.what_if) - {"indexes", "custom-plans"}:
         parser.error(f"unknown --what-if {', '.join(sorted(unknown))}")
     options = {"batch_size": args.batch_size, "concurrency": args.concurrency, "rate": args.rate}
@@ -752,6 +847,7 @@ def main() -> None:
         "source": source_version(),
         "dispatch_settings": options,
         "what_if": args.what_if,
+        "history": args.history,
     }
     if not args.no_sqlite:
         out["sqlite"] = run_sqlite(args, options)
