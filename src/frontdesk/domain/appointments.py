@@ -30,19 +30,6 @@ class Confirmation(StrEnum):
     RESCHEDULE_REQUESTED = "reschedule_requested"
 
 
-# Statuses in which the session may still happen, so reminders make sense.
-UPCOMING_STATUSES = frozenset(
-    {AppointmentStatus.PROPOSED, AppointmentStatus.PENDING, AppointmentStatus.BOOKED}
-)
-# Statuses that end an appointment without a session.
-CLOSED_STATUSES = frozenset(
-    {
-        AppointmentStatus.CANCELLED,
-        AppointmentStatus.NOSHOW,
-        AppointmentStatus.ENTERED_IN_ERROR,
-    }
-)
-
 MAX_APPOINTMENT_LENGTH = timedelta(hours=24)
 
 

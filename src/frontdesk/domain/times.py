@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -10,8 +11,10 @@ class NonexistentLocalTime(ValueError):
     """A wall-clock time skipped by a DST change (e.g. 02:30 on a spring-forward night)."""
 
 
+@lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone called ``name``; ValueError with a readable message when unknown."""
+    """The IANA zone called ``name``; ValueError with a readable message when unknown.
+    Cached: ZoneInfo's own strong cache keeps only 8 zones, and planning asks for many."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

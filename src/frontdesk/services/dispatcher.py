@@ -37,6 +37,7 @@ from frontdesk.domain.errors import PermanentError, TransientError
 from frontdesk.domain.messages import render
 from frontdesk.domain.reminders import (
     ReminderKind,
+    ReminderPolicy,
     ReminderState,
     usable_channels,
 )
@@ -249,9 +250,13 @@ class Dispatcher:
                     select(Practice).where(Practice.id.in_({r.practice_id for r in reminders}))
                 )
             }
+            policies = {
+                practice_id: policy_for(practice, self.runtime.settings.reminder_policy)
+                for practice_id, practice in practices.items()
+            }
             context = SendContext.load(session, reminders, now)
             for reminder in reminders:
-                decision = self._decide(session, reminder, practices, context, now)
+                decision = self._decide(session, reminder, practices, policies, context, now)
                 if isinstance(decision, _Send):
                     sends.append(decision)
                     if reminder.kind == ReminderKind.STAGE.value:
@@ -266,6 +271,7 @@ class Dispatcher:
         session: Session,
         reminder: Reminder,
         practices: dict[int, Practice],
+        policies: dict[int, ReminderPolicy],
         context: SendContext,
         now: datetime,
     ) -> _Send | str:
@@ -273,7 +279,7 @@ class Dispatcher:
             return "lost_claims"  # another worker took it over after our lease expired
         appointment = reminder.appointment
         practice = practices[reminder.practice_id]
-        policy = policy_for(practice, self.runtime.settings.reminder_policy)
+        policy = policies[reminder.practice_id]
         kind = ReminderKind(reminder.kind)
         if kind == ReminderKind.MISSED_FOLLOWUP and still_missed(appointment):
             open_missed_session_review(session, appointment)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
@@ -20,33 +19,6 @@ from frontdesk.services.reminders import Planning
 
 # Fields that decide whether, when and where a patient can be reminded.
 REACH_FIELDS = frozenset({"phone", "email", "preferred_channel", "timezone", "reminders_enabled"})
-
-
-def find_by_phone(
-    session: Session, cipher: FieldCipher, practice_id: int, e164: str
-) -> list[Patient]:
-    """Patients with this phone number (E.164); several when a family shares one."""
-    return list(
-        session.scalars(
-            select(Patient).where(
-                Patient.practice_id == practice_id,
-                Patient.phone_lookup == cipher.lookup_key(e164),
-            )
-        )
-    )
-
-
-def find_by_email(
-    session: Session, cipher: FieldCipher, practice_id: int, email: str
-) -> list[Patient]:
-    return list(
-        session.scalars(
-            select(Patient).where(
-                Patient.practice_id == practice_id,
-                Patient.email_lookup == cipher.lookup_key(email.lower()),
-            )
-        )
-    )
 
 
 def upsert_patient(
@@ -168,13 +140,13 @@ def _apply(patient: Patient, data: PatientIn, cipher: FieldCipher) -> set[str]:
             changed.add("phone")
     if "email" in sent:
         lookup = cipher.lookup_key(data.email.lower() if data.email else None)
-        if lookup != patient.email_lookup or _opened(cipher, patient.email_sealed) != data.email:
+        if lookup != patient.email_lookup or cipher.open(patient.email_sealed) != data.email:
             patient.email_lookup = lookup
             patient.email_sealed = cipher.seal(data.email)
             changed.add("email")
     if "date_of_birth" in sent:
         dob = data.date_of_birth.isoformat() if data.date_of_birth else None
-        if _opened(cipher, patient.date_of_birth_sealed) != dob:
+        if cipher.open(patient.date_of_birth_sealed) != dob:
             patient.date_of_birth_sealed = cipher.seal(dob)
             changed.add("date_of_birth")
     return changed
@@ -204,10 +176,6 @@ def _apply_consent(session: Session, patient: Patient, data: PatientIn, *, actor
             continue
         changed.add(f"consent.{channel.value}")
     return changed
-
-
-def _opened(cipher: FieldCipher, sealed: str | None) -> str | None:
-    return cipher.open(sealed)
 
 
 def effective_channel(patient: Patient) -> Channel | None:

@@ -5,7 +5,6 @@ Importers are generators so a large file is read as it is stored, not held in me
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -78,6 +77,3 @@ def rejected(
     reference: str, raw: str, kind: RecordKind, source: str, external_id: str, *errors: FieldError
 ) -> ImportRow:
     return ImportRow(reference, raw, kind, source, external_id, None, list(errors))
-
-
-RowStream = Iterator[ImportRow]
