@@ -31,7 +31,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import random
 import resource
 import secrets
@@ -46,6 +45,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench_support import machine, source_version
 
 SECRET = "benchmark-secret-key-0123456789-abcdefghij"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -67,33 +68,6 @@ POLICY = {
 HEAD_START = timedelta(minutes=1)  # the rows were due this long before the workers start
 CHUNK = 5000
 HISTORY_PREFIX = "history-"
-
-
-def source_version() -> dict[str, Any]:
-    """Which frontdesk was measured: its path, and the commit of the checkout it lives in."""
-    import subprocess
-
-    import frontdesk
-
-    where = Path(frontdesk.__file__).resolve().parent
-    info: dict[str, Any] = {"frontdesk": str(where)}
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--", "."],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        info["git"] = head + (" (src modified)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        info["git"] = os.environ.get("FRONTDESK_BENCH_REVISION", "unknown (not a git checkout)")
-    return info
 
 
 # --- the channel ------------------------------------------------------------------------------
@@ -836,13 +810,7 @@ def main() -> None:
     out: dict[str, Any] = {
         "benchmark": "dispatch_burst",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": f"{platform.python_implementation()} {platform.python_version()}",
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
         "command": shlex.join([os.path.relpath(sys.executable), *sys.argv]),
         "source": source_version(),
         "dispatch_settings": options,

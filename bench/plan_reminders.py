@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shlex
 import sys
@@ -29,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench_support import machine, source_version
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
 from frontdesk.domain.channels import Channel, ConsentStatus
 from frontdesk.domain.reminders import (
@@ -52,43 +52,6 @@ TIMEZONES = (
     "Australia/Sydney",
 )
 SECRET = "benchmark-secret-key-0123456789-abcdefghij"
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "loadavg_at_start": list(os.getloadavg()),
-    }
-
-
-def source_version() -> dict[str, Any]:
-    """Which frontdesk was measured: its path, and the commit of the checkout it lives in."""
-    import subprocess
-
-    import frontdesk
-
-    where = Path(frontdesk.__file__).resolve().parent
-    info: dict[str, Any] = {"frontdesk": str(where)}
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--", "."],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        info["git"] = head + (" (src modified)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        info["git"] = os.environ.get("FRONTDESK_BENCH_REVISION", "unknown (not a git checkout)")
-    return info
 
 
 def pick(rng: random.Random, weighted: dict[Any, float]) -> Any:
