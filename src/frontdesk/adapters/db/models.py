@@ -376,6 +376,36 @@ class IntakeRejection(Base):
     errors: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class InboundWebhook(Base):
+    """Every request a provider or scheduling system sends us, stored before anything reads it.
+
+    ``dedupe_key`` is the sender's own id for the event (Twilio's MessageSid plus status, Meta's
+    message id, Calendly's event uri, …): a redelivery finds the first row and is not processed
+    again. The payload is sealed like contact data, because it is full of it; ``error`` never
+    holds PHI, only what went wrong.
+    """
+
+    __tablename__ = "inbound_webhooks"
+    __table_args__ = (
+        UniqueConstraint("practice_id", "provider", "dedupe_key"),
+        Index("ix_inbound_webhooks_state", "state", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(40))  # twilio, whatsapp, sendgrid, calendly, …
+    kind: Mapped[str] = mapped_column(String(40))  # message, status, booking, …
+    dedupe_key: Mapped[str] = mapped_column(String(300))
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    raw_sealed: Mapped[str] = mapped_column(Text)
+    # received → processed | failed (retryable, visible) | ignored (verified but not for us)
+    state: Mapped[str] = mapped_column(String(20), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
 __all__ = [
     "ApiKey",
     "Appointment",
@@ -383,6 +413,7 @@ __all__ = [
     "Base",
     "Clinician",
     "Conversation",
+    "InboundWebhook",
     "IntakeRejection",
     "Location",
     "Message",
@@ -393,3 +424,6 @@ __all__ = [
     "Reminder",
     "ReviewItem",
 ]
+
+# Tables owned by other modules register on ``Base`` when imported; importing them here means
+# anything that loads the schema (migrations' drift test, test truncation) sees every table.
