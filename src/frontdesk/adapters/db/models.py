@@ -301,9 +301,20 @@ class Conversation(Base):
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(String(20))
+    # open → needs_attention (a person should read it) → resolved
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # Who answers: the agent, or staff after a handoff (the agent is silent until handed back).
+    owner: Mapped[str] = mapped_column(String(10), default="agent")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    # A sender we could not match to a patient: their address, sealed, so staff can answer.
+    address_sealed: Mapped[str | None] = mapped_column(Text)
+    address_lookup: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # WhatsApp allows free-form messages only within 24 h of the patient's last message.
+    last_inbound_at: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -312,6 +323,7 @@ class Message(Base):
         # A provider that re-delivers a webhook gives the same id: stored once.
         UniqueConstraint("practice_id", "channel", "provider_message_id"),
         Index("ix_messages_conversation", "conversation_id", "created_at"),
+        Index("ix_messages_pending", "delivery_status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -324,7 +336,23 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(10))
     body: Mapped[str] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    # Outbound: pending (ours to send) → queued / sent → delivered / read, or undelivered /
+    # failed. Inbound: received.
     delivery_status: Mapped[str | None] = mapped_column(String(20))
+    # What the message is for (a template purpose: receipt_confirm, opt_out, staff_reply, …).
+    purpose: Mapped[str | None] = mapped_column(String(40))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    html_body: Mapped[str | None] = mapped_column(Text)
+    # Email threading: the provider id (Message-ID) this message answers.
+    in_reply_to: Mapped[str | None] = mapped_column(String(300))
+    # Sending a pending message: claimed under a lease like reminders, retried with backoff.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claim_expires_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[datetime | None]
+    status_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship()
@@ -427,3 +455,4 @@ __all__ = [
 
 # Tables owned by other modules register on ``Base`` when imported; importing them here means
 # anything that loads the schema (migrations' drift test, test truncation) sees every table.
+from frontdesk.adapters.db import channel_models  # noqa: F401

@@ -1,4 +1,5 @@
-"""channels: inbound webhooks stored raw before processing
+"""channels: inbound webhooks, templates, consent ledger, one-click links, provider accounts,
+and the outbound message queue
 
 Revision ID: 0004
 Revises: 0003
@@ -11,6 +12,10 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
+
+TS = sa.DateTime(timezone=True)
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -51,7 +56,174 @@ def upgrade() -> None:
         "ix_inbound_webhooks_state", "inbound_webhooks", ["state", "received_at"], unique=False
     )
 
+    op.create_table(
+        "channel_accounts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("provider", sa.String(length=30), nullable=False),
+        sa.Column("settings", JSON, nullable=False),
+        sa.Column("secrets_sealed", sa.Text(), nullable=True),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_channel_accounts_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_accounts")),
+        sa.UniqueConstraint(
+            "practice_id", "channel", name=op.f("uq_channel_accounts_practice_id_channel")
+        ),
+    )
+    op.create_table(
+        "message_templates",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("purpose", sa.String(length=60), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("language", sa.String(length=10), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("html", sa.Text(), nullable=True),
+        sa.Column("whatsapp_template", sa.String(length=200), nullable=True),
+        sa.Column("updated_at", TS, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_message_templates_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_message_templates")),
+        sa.UniqueConstraint(
+            "practice_id",
+            "purpose",
+            "channel",
+            "language",
+            name=op.f("uq_message_templates_practice_id_purpose_channel_language"),
+        ),
+    )
+    op.create_table(
+        "action_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("appointment_id", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=20), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", TS, nullable=False),
+        sa.Column("used_at", TS, nullable=True),
+        sa.Column("created_at", TS, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["appointments.id"],
+            name=op.f("fk_action_links_appointment_id_appointments"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_action_links_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_action_links")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_action_links_token_hash")),
+    )
+    op.create_table(
+        "consent_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("action", sa.String(length=10), nullable=False),
+        sa.Column("source", sa.String(length=60), nullable=False),
+        sa.Column("evidence_message_id", sa.Integer(), nullable=True),
+        sa.Column("detail", sa.String(length=300), nullable=True),
+        sa.Column("created_at", TS, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["evidence_message_id"],
+            ["messages.id"],
+            name=op.f("fk_consent_events_evidence_message_id_messages"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["patients.id"],
+            name=op.f("fk_consent_events_patient_id_patients"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_consent_events_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_events")),
+    )
+    op.create_index(
+        "ix_consent_events_patient", "consent_events", ["patient_id", "created_at"], unique=False
+    )
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("owner", sa.String(length=10), nullable=False, server_default="agent")
+        )
+        batch_op.add_column(
+            sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch_op.add_column(sa.Column("escalated_at", TS, nullable=True))
+        batch_op.add_column(sa.Column("acknowledged_at", TS, nullable=True))
+        batch_op.add_column(sa.Column("address_sealed", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("address_lookup", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("last_inbound_at", TS, nullable=True))
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("purpose", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("subject", sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column("html_body", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("in_reply_to", sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("next_attempt_at", TS, nullable=True))
+        batch_op.add_column(sa.Column("claimed_by", sa.String(length=80), nullable=True))
+        batch_op.add_column(sa.Column("claim_expires_at", TS, nullable=True))
+        batch_op.add_column(sa.Column("error", sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column("sent_at", TS, nullable=True))
+        batch_op.add_column(sa.Column("status_updated_at", TS, nullable=True))
+        batch_op.create_index(
+            "ix_messages_pending", ["delivery_status", "next_attempt_at"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_pending")
+        for column in (
+            "status_updated_at",
+            "sent_at",
+            "error",
+            "claim_expires_at",
+            "claimed_by",
+            "next_attempt_at",
+            "attempts",
+            "in_reply_to",
+            "html_body",
+            "subject",
+            "purpose",
+        ):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        for column in (
+            "last_inbound_at",
+            "address_lookup",
+            "address_sealed",
+            "acknowledged_at",
+            "escalated_at",
+            "urgent",
+            "owner",
+        ):
+            batch_op.drop_column(column)
+    op.drop_index("ix_consent_events_patient", table_name="consent_events")
+    op.drop_table("consent_events")
+    op.drop_table("action_links")
+    op.drop_table("message_templates")
+    op.drop_table("channel_accounts")
     op.drop_index("ix_inbound_webhooks_state", table_name="inbound_webhooks")
     op.drop_table("inbound_webhooks")
