@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         default_factory=ReminderPolicy,
         description="Default reminder policy for practices that have not set their own.",
     )
+    sms_cancel_is_opt_out: bool = Field(
+        default=True,
+        description=(
+            "A bare CANCEL by SMS is the carrier's opt-out keyword (Twilio blocks the number): "
+            "record it as an SMS opt-out. False only for providers without that rule."
+        ),
+    )
 
     @classmethod
     def settings_customise_sources(

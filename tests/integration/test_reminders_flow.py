@@ -171,7 +171,7 @@ def test_a_late_booking_sends_no_burst_of_stale_reminders(runtime: Runtime) -> N
     drain(dispatcher(runtime, clock, fake))
     assert [m.body for m in fake.calls] == [
         "My Practice: your appointment is booked for Mon, Dec 7 at 11:00 AM. Reply C to "
-        "confirm or R to reschedule. Reply STOP to opt out."
+        "confirm, R to reschedule, or N if you can't come. Reply STOP to opt out."
     ]
 
 

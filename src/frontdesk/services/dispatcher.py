@@ -41,7 +41,9 @@ from frontdesk.domain.reminders import (
     ReminderState,
     usable_channels,
 )
+from frontdesk.domain.templates import Purpose
 from frontdesk.domain.times import now_utc
+from frontdesk.services.links import issue_all
 from frontdesk.services.outcomes import MessageLog, open_missed_session_review
 from frontdesk.services.patients import contact_of
 from frontdesk.services.reminders import patient_facts, policy_for
@@ -51,6 +53,8 @@ from frontdesk.services.send_time import (
     no_longer_wanted,
     still_missed,
 )
+from frontdesk.services.templates import Rendered, TemplateBook, context_for
+from frontdesk.services.templates import render as render_template
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.limiter = RateLimiter(self.settings.rate_per_second)
         self.metrics = metrics
+        # Each practice's templates, re-read every 30 s so an edit takes effect soon.
+        self._books: dict[int, tuple[float, TemplateBook]] = {}
 
     # --- claiming --------------------------------------------------------------------------
 
@@ -315,25 +321,84 @@ class Dispatcher:
         to = contact.email if channel == Channel.EMAIL else contact.phone
         assert to is not None  # usable_channels checked the address
         stage = next((s for s in policy.stages if s.key == reminder.stage), None)
-        body = render(
+        rendered = self._render(
+            session,
             kind,
-            language=patient.language,
-            practice_name=practice.name,
-            start=appointment.start_at,
-            tz_name=facts.timezone,
-            booking_url=practice.booking_url,
-            custom_text=stage.text if stage and kind == ReminderKind.STAGE else None,
+            reminder.stage,
+            stage.text if stage and kind == ReminderKind.STAGE else None,
+            practice,
+            appointment,
+            channel,
+            facts.timezone,
+            now,
         )
         message = OutboundMessage(
             practice_id=practice.id,
             patient_id=patient.id,
             channel=channel,
             to=to,
-            body=body,
+            body=rendered.body,
             idempotency_key=f"reminder-{reminder.id}",
-            subject=f"{practice.name}: your appointment" if channel == Channel.EMAIL else None,
+            subject=rendered.subject if channel == Channel.EMAIL else None,
         )
         return _Send(reminder.id, message, appointment.id)
+
+    def _render(
+        self,
+        session: Session,
+        kind: ReminderKind,
+        stage_key: str,
+        legacy_text: str | None,
+        practice: Practice,
+        appointment: Appointment,
+        channel: Channel,
+        tz_name: str,
+        now: datetime,
+    ) -> Rendered:
+        """The reminder's words: the practice's template for this purpose, stage, channel and
+        language (or ours), in the patient's timezone; email carries one-click links."""
+        patient = appointment.patient
+        if legacy_text:
+            # A stage text set in the reminder policy (``{practice}``, ``{when}``) still wins.
+            return Rendered(
+                body=render(
+                    kind,
+                    language=patient.language,
+                    practice_name=practice.name,
+                    start=appointment.start_at,
+                    tz_name=tz_name,
+                    booking_url=practice.booking_url,
+                    custom_text=legacy_text,
+                )
+            )
+        cached = self._books.get(practice.id)
+        if cached is None or time.monotonic() - cached[0] > 30:
+            cached = (time.monotonic(), TemplateBook.load(session, practice.id))
+            self._books[practice.id] = cached
+        book = cached[1]
+        text = book.text_for(
+            _PURPOSE[kind],
+            channel.value,
+            patient.language,
+            stage=stage_key if kind == ReminderKind.STAGE else None,
+        )
+        asks_answer = kind in (ReminderKind.STAGE, ReminderKind.BOOKING_CONFIRMATION)
+        links = (
+            issue_all(session, appointment, now=now, base_url=self.runtime.settings.public_url)
+            if channel == Channel.EMAIL and asks_answer
+            else None
+        )
+        values = context_for(
+            practice=practice,
+            channel=channel.value,
+            language=patient.language,
+            patient_name=patient.name,
+            patient_preferred_name=patient.preferred_name,
+            tz_name=tz_name,
+            appointment=appointment,
+            links=links,
+        )
+        return render_template(text, values)
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -455,6 +520,14 @@ class Dispatcher:
             self.settings.backoff_max, self.settings.backoff_base * (2 ** max(attempts - 1, 0))
         )
         return timedelta(seconds=self.rng.uniform(0.5, 1.0) * ceiling.total_seconds())
+
+
+_PURPOSE = {
+    ReminderKind.STAGE: Purpose.REMINDER,
+    ReminderKind.BOOKING_CONFIRMATION: Purpose.BOOKING_CONFIRMATION,
+    ReminderKind.MISSED_FOLLOWUP: Purpose.MISSED_FOLLOWUP,
+    ReminderKind.CANCELLATION_FOLLOWUP: Purpose.CANCELLATION_FOLLOWUP,
+}
 
 
 def _finish(reminder: Reminder, state: ReminderState, reason: str) -> str:

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
-from frontdesk.adapters.db.models import Patient, PatientConsent, Practice
+from frontdesk.adapters.db.models import Patient, Practice
 from frontdesk.domain.channels import Channel, ConsentStatus, default_channel
 from frontdesk.domain.errors import FieldError, ValidationFailed
 from frontdesk.domain.intake import IntakeOutcome, PatientIn
-from frontdesk.services import audit, reminders
+from frontdesk.services import audit, consent, reminders
 from frontdesk.services.lookups import IntakeCache, PatientKey, find_patient
 from frontdesk.services.reminders import Planning
 
@@ -155,25 +155,12 @@ def _apply(patient: Patient, data: PatientIn, cipher: FieldCipher) -> set[str]:
 def _apply_consent(session: Session, patient: Patient, data: PatientIn, *, actor: str) -> set[str]:
     if "consent" not in data.model_fields_set or not data.consent:
         return set()
-    current = {c.channel: c for c in patient.consents}
     changed: set[str] = set()
     for channel, granted in data.consent.items():
-        status = (ConsentStatus.GRANTED if granted else ConsentStatus.REVOKED).value
-        row = current.get(channel.value)
-        if row is None:
-            patient.consents.append(
-                PatientConsent(
-                    practice_id=patient.practice_id,
-                    channel=channel.value,
-                    status=status,
-                    source=actor,
-                )
-            )
-        elif row.status != status:
-            row.status = status
-            row.source = actor
-        else:
+        status = ConsentStatus.GRANTED if granted else ConsentStatus.REVOKED
+        if consent.current(patient, channel) == status:
             continue
+        consent.set_consent(session, patient, channel, status, source=actor, actor=actor)
         changed.add(f"consent.{channel.value}")
     return changed
 

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from frontdesk.adapters.db.models import Base, utcnow
+from frontdesk.adapters.db.models import Base, Patient, utcnow
 
 
 class MessageTemplate(Base):
@@ -52,6 +52,8 @@ class ConsentEvent(Base):
     )
     detail: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship()
 
 
 class ActionLink(Base):

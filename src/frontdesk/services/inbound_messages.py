@@ -1,0 +1,289 @@
+"""Patient messages arriving from any channel: stored raw, then understood and acted on once,
+then the answers sent right after commit.
+
+Each provider registers a parser that turns its stored payload into ``Inbound`` messages (and
+delivery-status updates); the same parser serves the first processing and every retry of a
+webhook that failed, so a payload kept for replay is always read the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from frontdesk.adapters.db.models import InboundWebhook, Message, Patient, Practice, Reminder
+from frontdesk.bootstrap import Runtime
+from frontdesk.domain.channels import Channel, Direction
+from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
+from frontdesk.domain.reminders import ReminderState
+from frontdesk.domain.times import now_utc
+from frontdesk.services import inbound
+from frontdesk.services.outgoing import MessageSender
+from frontdesk.services.patients import contact_of, effective_channel
+from frontdesk.services.reminders import Planning
+from frontdesk.services.replies import (
+    Inbound,
+    Interpreter,
+    ReplyContext,
+    ReplyOutcome,
+    keywords_only,
+    receive,
+)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's word on a message we sent: queued, sent, delivered, read, undelivered,
+    failed."""
+
+    provider_message_id: str
+    status: str
+    error_code: str | None = None
+
+
+@dataclass
+class Parsed:
+    messages: list[Inbound] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+
+
+Parser = Callable[[str], Parsed]
+_PARSERS: dict[str, Parser] = {}
+_CHANNEL_OF: dict[str, Channel] = {}
+
+# Statuses only ever move forward: a late "sent" callback never undoes "delivered".
+_RANK = {
+    "pending": 0,
+    "sending": 1,
+    "queued": 2,
+    "accepted": 2,
+    "sent": 3,
+    "delivered": 4,
+    "read": 5,
+    "undelivered": 6,
+    "failed": 6,
+}
+
+
+def register(provider: str, channel: Channel, parser: Parser) -> None:
+    _PARSERS[provider] = parser
+    _CHANNEL_OF[provider] = channel
+
+
+def interpreter_for(runtime: Runtime) -> Interpreter:
+    return keywords_only(cancel_is_opt_out=runtime.settings.sms_cancel_is_opt_out)
+
+
+def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:
+    return ReplyContext(
+        cipher=runtime.cipher,
+        planning=Planning(runtime.settings.reminder_policy, now),
+        interpret=interpreter_for(runtime),
+    )
+
+
+def _handler(runtime: Runtime, results: list[ReplyOutcome]) -> inbound.Handler:
+    def handle(session: Session, row: InboundWebhook, payload: str) -> None:
+        parser = _PARSERS.get(row.provider)
+        if parser is None:
+            raise LookupError(f"no parser for provider {row.provider}")
+        parsed = parser(payload)
+        practice = session.get(Practice, row.practice_id)
+        assert practice is not None
+        context = reply_context(runtime, now_utc())
+        for message in parsed.messages:
+            results.append(receive(session, practice, message, context))
+        for status in parsed.statuses:
+            apply_status(session, practice.id, _CHANNEL_OF[row.provider], status)
+        if not parsed.messages and not parsed.statuses:
+            row.state = "ignored"
+
+    return handle
+
+
+def accept(
+    runtime: Runtime,
+    sender: MessageSender | None,
+    *,
+    practice_id: int,
+    provider: str,
+    kind: str,
+    dedupe_key: str,
+    payload: str,
+    content_type: str | None = None,
+) -> list[ReplyOutcome]:
+    """Store, process once, and send the answers. A redelivered webhook does nothing more."""
+    stored = inbound.store(
+        runtime,
+        practice_id=practice_id,
+        provider=provider,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        payload=payload,
+        content_type=content_type,
+    )
+    results: list[ReplyOutcome] = []
+    if stored.duplicate:
+        # Processed already, or failed and waiting for its retry: either way not here.
+        with runtime.transaction() as session:
+            row = session.get(InboundWebhook, stored.webhook_id)
+            if row is None or row.state != "received":
+                return results
+    inbound.process(runtime, stored.webhook_id, _handler(runtime, results))
+    if sender is not None:
+        sender.send_now([i for outcome in results for i in outcome.queued_ids])
+    return results
+
+
+def retry_failed(runtime: Runtime, sender: MessageSender | None, limit: int = 100) -> int:
+    """Process again what failed or was never processed (a crash between store and process)."""
+    results: list[ReplyOutcome] = []
+    handlers = {provider: _handler(runtime, results) for provider in _PARSERS}
+    counts = inbound.retry_failed(runtime, handlers, limit=limit)
+    if sender is not None:
+        sender.send_now([i for outcome in results for i in outcome.queued_ids])
+    return sum(counts.values())
+
+
+def apply_status(
+    session: Session, practice_id: int, channel: Channel, change: StatusUpdate
+) -> None:
+    message = session.scalar(
+        select(Message).where(
+            Message.practice_id == practice_id,
+            Message.channel == channel.value,
+            Message.provider_message_id == change.provider_message_id,
+        )
+    )
+    if message is None or message.direction != Direction.OUTBOUND.value:
+        return
+    if _RANK.get(change.status, 0) < _RANK.get(message.delivery_status or "pending", 0):
+        return
+    message.delivery_status = change.status
+    message.status_updated_at = now_utc()
+    if change.error_code:
+        message.error = f"provider error {change.error_code}"[:300]
+    if change.status == "delivered":
+        session.execute(
+            update(Reminder)
+            .where(
+                Reminder.practice_id == practice_id,
+                Reminder.provider_message_id == change.provider_message_id,
+                Reminder.state == ReminderState.SENT.value,
+            )
+            .values(state=ReminderState.DELIVERED.value)
+            .execution_options(synchronize_session=False)
+        )
+    elif change.status in ("undelivered", "failed"):
+        session.execute(
+            update(Reminder)
+            .where(
+                Reminder.practice_id == practice_id,
+                Reminder.provider_message_id == change.provider_message_id,
+                Reminder.state.in_((ReminderState.SENT.value, ReminderState.DELIVERED.value)),
+            )
+            .values(
+                state=ReminderState.FAILED.value,
+                reason=f"the provider reports {change.status}"
+                + (f" ({change.error_code})" if change.error_code else ""),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+# --- the local outbox: a patient's reply typed on the /outbox page or the CLI -----------------
+
+
+def _parse_outbox(payload: str) -> Parsed:
+    data = json.loads(payload)
+    return Parsed(
+        messages=[
+            Inbound(
+                channel=Channel(data["channel"]),
+                from_address=data["from_address"],
+                text=data["text"],
+                provider_message_id=data["provider_message_id"],
+                received_at=datetime.fromisoformat(data["received_at"]),
+                button=data.get("button"),
+            )
+        ]
+    )
+
+
+register("outbox", Channel.SMS, _parse_outbox)
+
+
+def outbox_reply(
+    runtime: Runtime,
+    sender: MessageSender | None,
+    *,
+    practice_id: int,
+    patient_id: int,
+    text: str,
+    channel: Channel | None = None,
+) -> ReplyOutcome:
+    """A patient's reply arriving on their channel, as a provider would deliver it."""
+    if not text.strip():
+        raise ValidationFailed([FieldError("text", "the reply is empty")])
+    with runtime.transaction() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None or patient.practice_id != practice_id:
+            raise NotFound(f"patient {patient_id} not found")
+        chosen = channel or _last_channel(session, patient) or effective_channel(patient)
+        if chosen is None:
+            raise ValidationFailed(
+                [FieldError("channel", "the patient has no channel: add a phone or email")]
+            )
+        contact = contact_of(patient, runtime.cipher)
+        address = contact.email if chosen == Channel.EMAIL else contact.phone
+        if chosen == Channel.WEBCHAT:
+            address = f"webchat-patient-{patient.id}"
+        if address is None:
+            raise ValidationFailed(
+                [FieldError("channel", f"the patient has no {chosen.value} address")]
+            )
+    message = Inbound(
+        channel=chosen,
+        from_address=address,
+        text=text,
+        provider_message_id=f"outbox-in-{uuid.uuid4().hex}",
+        received_at=now_utc(),
+    )
+    payload = json.dumps(
+        {**asdict(message), "channel": chosen.value, "received_at": message.received_at.isoformat()}
+    )
+    results = accept(
+        runtime,
+        sender,
+        practice_id=practice_id,
+        provider="outbox",
+        kind="message",
+        dedupe_key=message.provider_message_id,
+        payload=payload,
+        content_type="application/json",
+    )
+    if not results:
+        raise RuntimeError("the reply was stored but could not be processed; it will be retried")
+    return results[0]
+
+
+def _last_channel(session: Session, patient: Patient) -> Channel | None:
+    from frontdesk.adapters.db.models import Conversation
+
+    row = session.execute(
+        select(Message.channel)
+        .join(Conversation, Message.conversation_id == Conversation.id)
+        .where(
+            Conversation.patient_id == patient.id,
+            Message.direction == Direction.OUTBOUND.value,
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+    ).scalar()
+    return Channel(row) if row else None

@@ -1,0 +1,493 @@
+"""What happens when a patient writes to us, on any channel.
+
+``receive`` runs inside the transaction that processes a stored inbound webhook (or an outbox
+reply): it files the message in the patient's thread (once per provider message id), works out
+what it means, acts — confirm / cannot come / reschedule, opt-out / opt-in / help, a handoff to
+staff — and queues the answers, which are sent after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from frontdesk.adapters.crypto import FieldCipher
+from frontdesk.adapters.db.models import Appointment, Conversation, Message, Patient, Practice
+from frontdesk.domain.channels import Channel, ConsentStatus, Direction
+from frontdesk.domain.contact import normalize_email, normalize_phone, region_of_locale
+from frontdesk.domain.messages import language_of
+from frontdesk.domain.reminders import usable_channels
+from frontdesk.domain.reply_keywords import keyword
+from frontdesk.domain.templates import Purpose
+from frontdesk.services import consent, outgoing, reminders
+from frontdesk.services.appointment_answers import (
+    ANSWERABLE,
+    CANCEL,
+    CONFIRM,
+    RESCHEDULE,
+    apply_answer,
+)
+from frontdesk.services.reminders import Planning
+from frontdesk.services.templates import TemplateBook, context_for, render
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One patient message, as every channel's parser hands it over."""
+
+    channel: Channel
+    from_address: str
+    text: str
+    provider_message_id: str
+    received_at: datetime
+    to_address: str | None = None
+    in_reply_to: str | None = None
+    # A WhatsApp quick-reply button's payload or an email link's action: C, R or N.
+    button: str | None = None
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    intent: (
+        str  # confirm cancel reschedule question clinical_concern crisis opt_out opt_in help other
+    )
+    carrier_cancel: bool = False
+    language: str | None = None
+    asks_for_person: bool = False
+
+
+Interpreter = Callable[[str, Channel], Interpretation]
+
+
+def keywords_only(*, cancel_is_opt_out: bool) -> Interpreter:
+    """Keyword replies alone: every other message waits for a person."""
+
+    def interpret(text: str, channel: Channel) -> Interpretation:
+        found = keyword(text, channel=channel.value, cancel_is_opt_out=cancel_is_opt_out)
+        if found is None:
+            return Interpretation("other")
+        return Interpretation(found.intent, carrier_cancel=found.carrier_cancel)
+
+    return interpret
+
+
+@dataclass
+class ReplyOutcome:
+    duplicate: bool
+    message_id: int | None = None
+    conversation_id: int | None = None
+    intent: str | None = None
+    action: str = "none"
+    appointment_id: int | None = None
+    queued: list[Message] = field(default_factory=list)
+
+    @property
+    def queued_ids(self) -> list[int]:
+        return [m.id for m in self.queued if m.id is not None]
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    cipher: FieldCipher
+    planning: Planning
+    interpret: Interpreter
+
+
+def receive(
+    session: Session, practice: Practice, inbound: Inbound, context: ReplyContext
+) -> ReplyOutcome:
+    now = context.planning.now
+    duplicate = session.scalar(
+        select(Message.id).where(
+            Message.practice_id == practice.id,
+            Message.channel == inbound.channel.value,
+            Message.provider_message_id == inbound.provider_message_id,
+        )
+    )
+    if duplicate is not None:
+        return ReplyOutcome(duplicate=True, message_id=duplicate)
+    patient, address = find_sender(session, context.cipher, practice, inbound)
+    conversation = thread_for(session, context.cipher, practice, patient, inbound.channel, address)
+    message = Message(
+        practice_id=practice.id,
+        conversation=conversation,
+        channel=inbound.channel.value,
+        direction=Direction.INBOUND.value,
+        body=inbound.text,
+        provider_message_id=inbound.provider_message_id,
+        in_reply_to=inbound.in_reply_to,
+        delivery_status="received",
+        created_at=inbound.received_at,
+    )
+    session.add(message)
+    conversation.last_inbound_at = inbound.received_at
+    conversation.last_message_at = max(conversation.last_message_at or now, inbound.received_at)
+    session.flush()
+    meaning = _meaning(inbound, context)
+    outcome = ReplyOutcome(
+        duplicate=False,
+        message_id=message.id,
+        conversation_id=conversation.id,
+        intent=meaning.intent,
+    )
+    _Handler(session, practice, patient, conversation, message, inbound, context, outcome).act(
+        meaning
+    )
+    return outcome
+
+
+def _meaning(inbound: Inbound, context: ReplyContext) -> Interpretation:
+    if inbound.button:
+        button = keyword(inbound.button, channel="button")
+        if button is not None:
+            return Interpretation(button.intent)
+    return context.interpret(inbound.text, inbound.channel)
+
+
+# --- who wrote, and in which thread -----------------------------------------------------------
+
+
+def address_key(channel: Channel, raw: str, practice: Practice) -> str | None:
+    """The normalised address a patient record would hold, or None when it is not one."""
+    text = raw.strip()
+    if text.startswith("whatsapp:"):
+        text = text[len("whatsapp:") :]
+    try:
+        if channel == Channel.EMAIL:
+            return normalize_email(text).lower()
+        if channel in (Channel.SMS, Channel.WHATSAPP):
+            digits = text if text.startswith("+") else f"+{text}" if text.isdigit() else text
+            return normalize_phone(digits, region_of_locale(practice.locale))
+    except ValueError:
+        return None
+    return text or None
+
+
+def find_sender(
+    session: Session, cipher: FieldCipher, practice: Practice, inbound: Inbound
+) -> tuple[Patient | None, str | None]:
+    """The patient whose record holds the sender's address. When several share it (a family
+    phone), the one with the soonest upcoming appointment."""
+    address = address_key(inbound.channel, inbound.from_address, practice)
+    if address is None or inbound.channel == Channel.WEBCHAT:
+        return None, address
+    lookup = cipher.lookup_key(address)
+    column = Patient.email_lookup if inbound.channel == Channel.EMAIL else Patient.phone_lookup
+    candidates = list(
+        session.scalars(select(Patient).where(Patient.practice_id == practice.id, column == lookup))
+    )
+    if len(candidates) <= 1:
+        return (candidates[0] if candidates else None), address
+    soonest = session.execute(
+        select(Appointment.patient_id)
+        .where(
+            Appointment.patient_id.in_([p.id for p in candidates]),
+            Appointment.start_at > inbound.received_at,
+            Appointment.status.in_(ANSWERABLE),
+        )
+        .order_by(Appointment.start_at)
+        .limit(1)
+    ).scalar()
+    chosen = next((p for p in candidates if p.id == soonest), candidates[0])
+    return chosen, address
+
+
+def thread_for(
+    session: Session,
+    cipher: FieldCipher,
+    practice: Practice,
+    patient: Patient | None,
+    channel: Channel,
+    address: str | None,
+) -> Conversation:
+    if patient is not None:
+        conversation = session.scalar(
+            select(Conversation)
+            .where(
+                Conversation.practice_id == practice.id,
+                Conversation.patient_id == patient.id,
+                Conversation.channel == channel.value,
+            )
+            .order_by(Conversation.id)
+            .limit(1)
+        )
+    else:
+        lookup = cipher.lookup_key(address)
+        conversation = session.scalar(
+            select(Conversation)
+            .where(
+                Conversation.practice_id == practice.id,
+                Conversation.patient_id.is_(None),
+                Conversation.channel == channel.value,
+                Conversation.address_lookup == lookup,
+            )
+            .limit(1)
+        )
+    if conversation is None:
+        conversation = Conversation(
+            practice_id=practice.id,
+            patient_id=patient.id if patient else None,
+            channel=channel.value,
+            status="open",
+            owner="agent",
+            urgent=False,
+        )
+        if patient is None:
+            conversation.address_sealed = cipher.seal(address)
+            conversation.address_lookup = cipher.lookup_key(address)
+        session.add(conversation)
+    return conversation
+
+
+# --- acting on it -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Handler:
+    session: Session
+    practice: Practice
+    patient: Patient | None
+    conversation: Conversation
+    message: Message
+    inbound: Inbound
+    context: ReplyContext
+    outcome: ReplyOutcome
+
+    @property
+    def now(self) -> datetime:
+        return self.context.planning.now
+
+    @property
+    def channel(self) -> Channel:
+        return self.inbound.channel
+
+    def act(self, meaning: Interpretation) -> None:
+        intent = meaning.intent
+        if intent == "crisis":
+            self.hand_off(urgent=True, reason="crisis")
+            self.reply(Purpose.CRISIS)
+        elif intent == "clinical_concern":
+            self.hand_off(urgent=False, reason="clinical_concern")
+        elif intent == "opt_out":
+            self.opt_out(carrier_cancel=meaning.carrier_cancel)
+        elif intent == "opt_in":
+            self.opt_in()
+        elif intent == "help":
+            self.reply(Purpose.HELP)
+            self.outcome.action = "help"
+        elif intent in (CONFIRM, CANCEL, RESCHEDULE):
+            self.answer(intent)
+        else:
+            self.needs_person()
+
+    # Appointment answers
+
+    def answer(self, answer: str) -> None:
+        appointment = self.target_appointment()
+        if appointment is None:
+            self.outcome.action = "no_appointment"
+            self.needs_person()
+            return
+        self.outcome.appointment_id = appointment.id
+        changed = apply_answer(
+            self.session,
+            self.practice,
+            appointment,
+            answer,
+            self.context.planning,
+            actor=f"patient:{appointment.patient_id}",
+            source=f"reply:{self.channel.value}",
+        )
+        self.message.appointment_id = appointment.id
+        self.outcome.action = {
+            CONFIRM: "confirmed",
+            CANCEL: "cancelled",
+            RESCHEDULE: "reschedule_requested",
+        }[answer]
+        if not changed and appointment.status not in ANSWERABLE:
+            self.outcome.action = "not_answerable"
+            self.needs_person()
+            return
+        purpose = {
+            CONFIRM: Purpose.RECEIPT_CONFIRM,
+            CANCEL: Purpose.RECEIPT_CANCEL,
+            RESCHEDULE: Purpose.RECEIPT_RESCHEDULE,
+        }[answer]
+        self.reply(purpose, appointment=appointment)
+        if answer == RESCHEDULE:
+            self.conversation.status = "needs_attention"
+
+    def target_appointment(self) -> Appointment | None:
+        """The appointment the patient is answering about: the one our latest message in this
+        thread was about, if it can still be answered; else their next upcoming one."""
+        if self.patient is None:
+            return None
+        latest = self.session.scalar(
+            select(Message.appointment_id)
+            .where(
+                Message.conversation_id == self.conversation.id,
+                Message.direction == Direction.OUTBOUND.value,
+                Message.appointment_id.is_not(None),
+            )
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(1)
+        )
+        if latest is not None:
+            appointment = self.session.get(Appointment, latest)
+            if (
+                appointment is not None
+                and appointment.status in ANSWERABLE
+                and appointment.end_at > self.now
+            ):
+                return appointment
+        return self.session.scalar(
+            select(Appointment)
+            .where(
+                Appointment.patient_id == self.patient.id,
+                Appointment.status.in_(ANSWERABLE),
+                Appointment.end_at > self.now,
+            )
+            .order_by(Appointment.start_at)
+            .limit(1)
+        )
+
+    # Consent
+
+    def opt_out(self, *, carrier_cancel: bool) -> None:
+        self.outcome.action = "opted_out"
+        if self.patient is not None:
+            consent.set_consent(
+                self.session,
+                self.patient,
+                self.channel,
+                ConsentStatus.REVOKED,
+                source="keyword",
+                actor=f"patient:{self.patient.id}",
+                evidence_message_id=self.message.id,
+                detail="bare CANCEL (carrier opt-out word)" if carrier_cancel else None,
+            )
+            reminders.replan_patient(
+                self.session, self.practice, self.patient, self.context.planning
+            )
+        else:
+            self.needs_person(acknowledge=False)
+        self.reply(Purpose.OPT_OUT)
+        if carrier_cancel and self.patient is not None:
+            self.tell_how_to_cancel()
+
+    def tell_how_to_cancel(self) -> None:
+        """A bare CANCEL stopped our texts; if the patient meant their appointment, say how to
+        cancel it on another channel they agreed to."""
+        appointment = self.target_appointment()
+        assert self.patient is not None
+        if appointment is None:
+            return
+        facts = reminders.patient_facts(self.patient, self.practice)
+        policy = reminders.policy_for(self.practice, self.context.planning.default_policy)
+        others = [c for c in usable_channels(facts, policy) if c not in (Channel.SMS,)]
+        if Channel.WHATSAPP in others and not _whatsapp_window_open(
+            self.session, self.practice, self.patient, self.now
+        ):
+            others.remove(Channel.WHATSAPP)
+        if not others:
+            self.conversation.status = "needs_attention"
+            return
+        other = thread_for(
+            self.session, self.context.cipher, self.practice, self.patient, others[0], None
+        )
+        self.reply(Purpose.CARRIER_CANCEL, appointment=appointment, conversation=other)
+
+    def opt_in(self) -> None:
+        self.outcome.action = "opted_in"
+        if self.patient is None:
+            self.needs_person(acknowledge=False)
+            return
+        consent.set_consent(
+            self.session,
+            self.patient,
+            self.channel,
+            ConsentStatus.GRANTED,
+            source="keyword",
+            actor=f"patient:{self.patient.id}",
+            evidence_message_id=self.message.id,
+        )
+        reminders.replan_patient(self.session, self.practice, self.patient, self.context.planning)
+        self.reply(Purpose.OPT_IN)
+
+    # People
+
+    def hand_off(self, *, urgent: bool, reason: str) -> None:
+        conversation = self.conversation
+        conversation.owner = "staff"
+        conversation.status = "needs_attention"
+        if urgent and not conversation.urgent:
+            conversation.urgent = True
+            conversation.acknowledged_at = None
+        if conversation.escalated_at is None or urgent:
+            conversation.escalated_at = self.now
+        self.outcome.action = f"handoff:{reason}"
+
+    def needs_person(self, *, acknowledge: bool = True) -> None:
+        first_time = self.conversation.status != "needs_attention"
+        self.conversation.status = "needs_attention"
+        if self.outcome.action == "none":
+            self.outcome.action = "needs_person"
+        if acknowledge and first_time and self.conversation.owner == "agent":
+            self.reply(Purpose.NEEDS_PERSON)
+
+    # Answers go out on the same channel, in the patient's language.
+
+    def reply(
+        self,
+        purpose: Purpose,
+        *,
+        appointment: Appointment | None = None,
+        conversation: Conversation | None = None,
+    ) -> None:
+        thread = conversation or self.conversation
+        channel = thread.channel
+        language = language_of(self.patient.language if self.patient else self.practice.locale)
+        book = TemplateBook.load(self.session, self.practice.id)
+        text = book.text_for(purpose, channel, language)
+        tz_name = (self.patient.timezone if self.patient else None) or self.practice.timezone
+        values = context_for(
+            practice=self.practice,
+            channel=channel,
+            language=language,
+            patient_name=self.patient.name if self.patient else None,
+            patient_preferred_name=self.patient.preferred_name if self.patient else None,
+            tz_name=tz_name,
+            appointment=appointment,
+        )
+        rendered = render(text, values)
+        queued = outgoing.queue_message(
+            self.session,
+            conversation=thread,
+            purpose=purpose.value,
+            body=rendered.body,
+            subject=rendered.subject,
+            html=rendered.html,
+            appointment_id=appointment.id if appointment else None,
+            in_reply_to=self.inbound.provider_message_id
+            if thread is self.conversation and channel == Channel.EMAIL.value
+            else None,
+            now=self.now,
+        )
+        self.outcome.queued.append(queued)
+
+
+def _whatsapp_window_open(
+    session: Session, practice: Practice, patient: Patient, now: datetime
+) -> bool:
+    last = session.scalar(
+        select(Conversation.last_inbound_at).where(
+            Conversation.practice_id == practice.id,
+            Conversation.patient_id == patient.id,
+            Conversation.channel == Channel.WHATSAPP.value,
+        )
+    )
+    return last is not None and now - last <= outgoing.WHATSAPP_WINDOW
