@@ -359,7 +359,8 @@ def test_retries_give_up_and_fail_with_the_reason(runtime: Runtime) -> None:
 def test_a_permanent_failure_falls_back_to_the_next_channel(runtime: Runtime) -> None:
     clock = Clock(T0)
     start = T0 + timedelta(days=2)
-    put(runtime, clock, start, announce=False)
+    # WhatsApp needs the patient's opt-in (Meta's rule), which this patient gave.
+    put(runtime, clock, start, announce=False, patient={"consent": {"whatsapp": True}})
 
     def landline(message: OutboundMessage) -> None:
         if message.channel != Channel.EMAIL:

@@ -199,16 +199,28 @@ def test_reminder_policy_defaults_are_the_documented_ones() -> None:
 @pytest.mark.parametrize(
     ("who", "rules", "expected"),
     [
-        (patient(), policy(), [SMS, WHATSAPP, EMAIL]),
-        (patient(preferred=EMAIL), policy(), [EMAIL, SMS, WHATSAPP]),
+        # WhatsApp only with the patient's opt-in (Meta's rule).
+        (patient(), policy(), [SMS, EMAIL]),
+        (patient(consent={WHATSAPP: GRANTED}), policy(), [SMS, WHATSAPP, EMAIL]),
+        (patient(preferred=EMAIL), policy(), [EMAIL, SMS]),
         (patient(preferred=WHATSAPP, phone=False), policy(), [EMAIL]),
         (patient(phone=False, email=False), policy(), []),
-        (patient(preferred=SMS, consent={SMS: REVOKED}), policy(), [WHATSAPP, EMAIL]),
+        (
+            patient(preferred=SMS, consent={SMS: REVOKED, WHATSAPP: GRANTED}),
+            policy(),
+            [WHATSAPP, EMAIL],
+        ),
+        (patient(preferred=SMS, consent={SMS: REVOKED}), policy(), [EMAIL]),
         # Web chat only reaches a patient on the page: never for a message we start.
-        (patient(preferred=WEBCHAT), policy(), [SMS, WHATSAPP, EMAIL]),
+        (patient(preferred=WEBCHAT), policy(), [SMS, EMAIL]),
         (patient(), policy(channel_order=(WEBCHAT, EMAIL, SMS)), [EMAIL, SMS]),
         # The patient's own choice comes first even when the practice does not list it.
-        (patient(preferred=WHATSAPP), policy(channel_order=(EMAIL, SMS)), [WHATSAPP, EMAIL, SMS]),
+        (
+            patient(preferred=WHATSAPP, consent={WHATSAPP: GRANTED}),
+            policy(channel_order=(EMAIL, SMS)),
+            [WHATSAPP, EMAIL, SMS],
+        ),
+        (patient(preferred=WHATSAPP), policy(channel_order=(EMAIL, SMS)), [EMAIL, SMS]),
         # Explicit consent required: only channels with consent granted, still in order.
         (
             patient(preferred=WHATSAPP, consent={SMS: GRANTED, EMAIL: GRANTED}),
@@ -228,7 +240,8 @@ def test_usable_channels_preferred_first_then_practice_order_skipping_unreachabl
     ("who", "expected"),
     [
         (patient(preferred=EMAIL), EMAIL),
-        (patient(consent={SMS: REVOKED}), WHATSAPP),
+        (patient(consent={SMS: REVOKED, WHATSAPP: GRANTED}), WHATSAPP),
+        (patient(consent={SMS: REVOKED}), EMAIL),
         (patient(preferred=WEBCHAT, phone=False), EMAIL),
     ],
 )

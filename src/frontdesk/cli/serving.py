@@ -67,7 +67,7 @@ def serve(
         err.print(f"frontdesk is at http://{bind_host}:{bind_port}  (API docs: /docs)")
         stop = threading.Event()
         web = create_app(settings, runtime)
-        thread = _start_worker(runtime, stop, web.state.dispatch_metrics) if worker else None
+        threads = _start_worker(runtime, stop, web.state.dispatch_metrics) if worker else []
         try:
             uvicorn.run(
                 web,
@@ -78,7 +78,7 @@ def serve(
             )
         finally:
             stop.set()
-            if thread is not None:
+            for thread in threads:
                 thread.join(timeout=30)
 
 
@@ -100,13 +100,22 @@ def _dispatcher(runtime: Runtime, **overrides: Any) -> Any:
     )
 
 
-def _start_worker(runtime: Runtime, stop: threading.Event, metrics: Any) -> threading.Thread:
+def _start_worker(runtime: Runtime, stop: threading.Event, metrics: Any) -> list[threading.Thread]:
+    """The reminder dispatcher, and the other chores (queued messages, inbound retries), each
+    in its own thread so a slow provider on one never holds up the other."""
+    from frontdesk.services.chores import Chores
+
     dispatcher = _dispatcher(runtime, metrics=metrics)
-    thread = threading.Thread(
-        target=dispatcher.run, args=(stop,), name="frontdesk-dispatcher", daemon=True
-    )
-    thread.start()
-    return thread
+    chores = Chores(runtime)
+    threads = [
+        threading.Thread(
+            target=dispatcher.run, args=(stop,), name="frontdesk-dispatcher", daemon=True
+        ),
+        threading.Thread(target=chores.run, args=(stop,), name="frontdesk-chores", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 @app.command()
@@ -128,8 +137,11 @@ def worker(
     poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Dispatch due reminders until stopped (any number of workers may share PostgreSQL)."""
+    """Dispatch due reminders and queued messages until stopped (any number of workers may
+    share PostgreSQL)."""
     import signal
+
+    from frontdesk.services.chores import Chores
 
     with opened() as runtime:
         configure_logging(runtime.settings.log_level)
@@ -148,6 +160,10 @@ def worker(
                     total[key] = total.get(key, 0) + value
                 if report.claimed == 0:
                     break
+            chores = Chores(runtime)
+            total["messages"] = 0
+            while (done := chores.run_once()) > 0:
+                total["messages"] += done
             if as_json:
                 print_json(total)
             else:
@@ -156,10 +172,17 @@ def worker(
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         err.print(f"worker {dispatcher.worker_id} dispatching; Ctrl-C to stop", markup=False)
+        chores_thread = threading.Thread(
+            target=Chores(runtime).run, args=(stop, poll_interval), name="frontdesk-chores"
+        )
+        chores_thread.start()
         try:
             dispatcher.run(stop, poll_interval)
         except KeyboardInterrupt:
             stop.set()
+        finally:
+            stop.set()
+            chores_thread.join(timeout=30)
 
 
 def _is_loopback(host: str) -> bool:

@@ -192,6 +192,9 @@ def usable_channels(patient: PatientFacts, policy: ReminderPolicy) -> list[Chann
             continue
         if policy.require_explicit_consent and consent != ConsentStatus.GRANTED:
             continue
+        if channel == Channel.WHATSAPP and consent != ConsentStatus.GRANTED:
+            # Meta requires the patient's opt-in before a business writes to them on WhatsApp.
+            continue
         usable.append(channel)
     return usable
 

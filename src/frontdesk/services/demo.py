@@ -153,7 +153,12 @@ def seed_demo(
                 "preferred_channel": p.channel,
                 "language": p.language,
                 "timezone": p.timezone,
-                "consent": {"sms": p.phone is not None, "email": p.email is not None},
+                "consent": {
+                    "sms": p.phone is not None,
+                    "email": p.email is not None,
+                    # Meta requires an opt-in for WhatsApp; these patients chose it.
+                    "whatsapp": p.channel == "whatsapp",
+                },
             }
         )
         upsert_patient(

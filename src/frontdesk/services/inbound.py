@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -113,14 +114,22 @@ def process(runtime: Runtime, webhook_id: int, handler: Handler) -> str:
 
 
 def retry_failed(
-    runtime: Runtime, handlers: dict[str, Handler], *, limit: int = 100
+    runtime: Runtime,
+    handlers: dict[str, Handler],
+    *,
+    limit: int = 100,
+    stored_before: datetime | None = None,
 ) -> dict[str, int]:
     """Process again the webhooks that failed (or were stored but never processed, say by a
-    crash between storing and processing), oldest first, with the handler for their provider."""
+    crash between storing and processing), oldest first, with the handler for their provider.
+    ``stored_before`` leaves alone what another process stored a moment ago and is handling."""
     with runtime.transaction() as session:
         pending = session.execute(
             select(InboundWebhook.id, InboundWebhook.provider)
-            .where(InboundWebhook.state.in_(("received", "failed")))
+            .where(
+                InboundWebhook.state.in_(("received", "failed")),
+                InboundWebhook.received_at < (stored_before or now_utc()),
+            )
             .order_by(InboundWebhook.received_at)
             .limit(limit)
         ).all()

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -88,7 +88,9 @@ def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:
     )
 
 
-def _handler(runtime: Runtime, results: list[ReplyOutcome]) -> inbound.Handler:
+def _handler(
+    runtime: Runtime, results: list[ReplyOutcome], clock: Callable[[], datetime] = now_utc
+) -> inbound.Handler:
     def handle(session: Session, row: InboundWebhook, payload: str) -> None:
         parser = _PARSERS.get(row.provider)
         if parser is None:
@@ -96,7 +98,7 @@ def _handler(runtime: Runtime, results: list[ReplyOutcome]) -> inbound.Handler:
         parsed = parser(payload)
         practice = session.get(Practice, row.practice_id)
         assert practice is not None
-        context = reply_context(runtime, now_utc())
+        context = reply_context(runtime, clock())
         for message in parsed.messages:
             results.append(receive(session, practice, message, context))
         for status in parsed.statuses:
@@ -117,6 +119,7 @@ def accept(
     dedupe_key: str,
     payload: str,
     content_type: str | None = None,
+    clock: Callable[[], datetime] = now_utc,
 ) -> list[ReplyOutcome]:
     """Store, process once, and send the answers. A redelivered webhook does nothing more."""
     stored = inbound.store(
@@ -135,17 +138,22 @@ def accept(
             row = session.get(InboundWebhook, stored.webhook_id)
             if row is None or row.state != "received":
                 return results
-    inbound.process(runtime, stored.webhook_id, _handler(runtime, results))
+    inbound.process(runtime, stored.webhook_id, _handler(runtime, results, clock))
     if sender is not None:
         sender.send_now([i for outcome in results for i in outcome.queued_ids])
     return results
 
 
-def retry_failed(runtime: Runtime, sender: MessageSender | None, limit: int = 100) -> int:
-    """Process again what failed or was never processed (a crash between store and process)."""
+def retry_failed(
+    runtime: Runtime, sender: MessageSender | None, *, limit: int = 100, grace: float = 60.0
+) -> int:
+    """Process again what failed or was never processed (a crash between store and process),
+    leaving ``grace`` seconds to the process that stored it."""
     results: list[ReplyOutcome] = []
     handlers = {provider: _handler(runtime, results) for provider in _PARSERS}
-    counts = inbound.retry_failed(runtime, handlers, limit=limit)
+    counts = inbound.retry_failed(
+        runtime, handlers, limit=limit, stored_before=now_utc() - timedelta(seconds=grace)
+    )
     if sender is not None:
         sender.send_now([i for outcome in results for i in outcome.queued_ids])
     return sum(counts.values())
@@ -227,6 +235,7 @@ def outbox_reply(
     patient_id: int,
     text: str,
     channel: Channel | None = None,
+    clock: Callable[[], datetime] = now_utc,
 ) -> ReplyOutcome:
     """A patient's reply arriving on their channel, as a provider would deliver it."""
     if not text.strip():
@@ -253,7 +262,7 @@ def outbox_reply(
         from_address=address,
         text=text,
         provider_message_id=f"outbox-in-{uuid.uuid4().hex}",
-        received_at=now_utc(),
+        received_at=clock(),
     )
     payload = json.dumps(
         {**asdict(message), "channel": chosen.value, "received_at": message.received_at.isoformat()}
@@ -267,6 +276,7 @@ def outbox_reply(
         dedupe_key=message.provider_message_id,
         payload=payload,
         content_type="application/json",
+        clock=clock,
     )
     if not results:
         raise RuntimeError("the reply was stored but could not be processed; it will be retried")

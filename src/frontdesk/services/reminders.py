@@ -26,6 +26,7 @@ from frontdesk.domain.reminders import (
     AppointmentFacts,
     PatientFacts,
     PlannedReminder,
+    ReminderKind,
     ReminderPolicy,
     ReminderState,
     plan,
@@ -125,6 +126,15 @@ def replan(
     for item in planned:
         key = (item.stage, appointment.start_at)
         row = rows.get(key)
+        if (
+            row is None
+            and item.kind == ReminderKind.BOOKING_CONFIRMATION
+            and appointment.time_set_at != planning.now
+        ):
+            # "Your appointment is booked" belongs to the change that set this time: a later
+            # edit (a confirmation, a consent change) of a slot imported quietly announces
+            # nothing.
+            continue
         if item.action == "send" or item.record:
             wanted.add(key)
         if row is not None and _settled(row):

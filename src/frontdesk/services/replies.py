@@ -359,8 +359,9 @@ class _Handler:
 
     def opt_out(self, *, carrier_cancel: bool) -> None:
         self.outcome.action = "opted_out"
+        changed = True
         if self.patient is not None:
-            consent.set_consent(
+            changed = consent.set_consent(
                 self.session,
                 self.patient,
                 self.channel,
@@ -375,6 +376,8 @@ class _Handler:
             )
         else:
             self.needs_person(acknowledge=False)
+        if not changed:
+            return  # one confirmation, then silence: a repeated STOP gets no answer
         self.reply(Purpose.OPT_OUT)
         if carrier_cancel and self.patient is not None:
             self.tell_how_to_cancel()

@@ -1,14 +1,13 @@
-"""Server-rendered pages: the practice's schedule, and the health check."""
+"""Server-rendered pages: the practice's schedule, the outbox, one-click links, and the health
+check."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -18,9 +17,12 @@ from frontdesk.domain.errors import PracticeNotChosen
 from frontdesk.domain.times import now_utc
 from frontdesk.services import practices, queries
 from frontdesk.services.views import practice_view
+from frontdesk.web.pages import links, outbox
+from frontdesk.web.pages.shared import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+router.include_router(outbox.router)
+router.include_router(links.router)
 
 
 def _home_context(runtime: Runtime, slug: str | None) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""The worker's round besides reminders: send queued messages, and retry inbound webhooks that
+failed. Each chore is idempotent and safe to run in any number of processes at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from frontdesk.bootstrap import Runtime, build_senders
+from frontdesk.services import inbound_messages
+from frontdesk.services.outgoing import MessageSender, fixed_senders
+
+log = logging.getLogger(__name__)
+
+
+def message_sender(runtime: Runtime) -> MessageSender:
+    return MessageSender(runtime, fixed_senders(build_senders(runtime)))
+
+
+class Chores:
+    def __init__(
+        self,
+        runtime: Runtime,
+        sender: MessageSender | None = None,
+        *,
+        retry_every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.sender = sender or message_sender(runtime)
+        self.retry_every = retry_every
+        self.clock = clock
+        self._last_retry: float | None = None
+        # Other chores (webhook deliveries, scheduler sync) join the round here.
+        self.extra: list[Callable[[], int]] = []
+
+    def run_once(self) -> int:
+        """One round; returns how much work it found (0 means the worker may sleep)."""
+        done = self.sender.send_due()
+        now = self.clock()
+        if self._last_retry is None or now - self._last_retry >= self.retry_every:
+            self._last_retry = now
+            done += inbound_messages.retry_failed(self.runtime, self.sender)
+        for chore in self.extra:
+            done += chore()
+        return done
+
+    def run(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                log.exception("chores round failed; retrying after the poll interval")
+                busy = 0
+            if busy == 0:
+                stop.wait(poll_interval)

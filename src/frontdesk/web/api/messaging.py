@@ -1,0 +1,209 @@
+"""REST API: message threads, templates (with preview and SMS length), consent ledger, and the
+outbox's patient replies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from frontdesk.adapters.db.models import Patient, Practice
+from frontdesk.bootstrap import Runtime
+from frontdesk.domain.channels import Channel
+from frontdesk.domain.errors import NotFound
+from frontdesk.services import consent, templates, threads
+from frontdesk.services.apikeys import Caller
+from frontdesk.services.chores import message_sender
+from frontdesk.services.inbound_messages import outbox_reply
+from frontdesk.web.api.v1 import ERRORS, caller, runtime_of, writer
+
+router = APIRouter(prefix="/api/v1", tags=["messaging"])
+
+
+class TemplateBody(BaseModel):
+    body: str = Field(description="Jinja2 text; variables in docs/CHANNELS.md")
+    subject: str | None = Field(default=None, description="Email subject")
+    html: str | None = Field(default=None, description="Email HTML part")
+    whatsapp_template: str | None = Field(default=None, description="Approved template name")
+
+
+class PreviewBody(BaseModel):
+    purpose: str
+    channel: str = "sms"
+    language: str = "en"
+    body: str | None = Field(default=None, description="A draft to preview instead")
+    subject: str | None = None
+    html: str | None = None
+
+
+class ReplyBody(BaseModel):
+    patient_id: int
+    text: str
+    channel: Channel | None = None
+
+
+def _practice(session: Session, who: Caller) -> Practice:
+    practice = session.get(Practice, who.practice_id)
+    assert practice is not None
+    return practice
+
+
+@router.get("/messages", responses=ERRORS, summary="Messages in patients' threads")
+async def list_messages(
+    request: Request,
+    who: Annotated[Caller, Depends(caller)],
+    patient_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+
+    def read() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            rows = threads.list_messages(
+                session, _practice(session, who), patient_id=patient_id, limit=limit
+            )
+        return {"items": rows}
+
+    return await run_in_threadpool(read)
+
+
+@router.get("/templates", responses=ERRORS, summary="Every template in use")
+async def list_templates(request: Request, who: Annotated[Caller, Depends(caller)]) -> Any:
+    runtime = runtime_of(request)
+
+    def read() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            return {"items": templates.catalogue(session, _practice(session, who))}
+
+    return await run_in_threadpool(read)
+
+
+@router.post("/templates/preview", responses=ERRORS, summary="Render with sample values")
+async def preview_template(
+    body: PreviewBody, request: Request, who: Annotated[Caller, Depends(caller)]
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+
+    def run() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            return templates.preview(session, _practice(session, who), **body.model_dump())
+
+    return await run_in_threadpool(run)
+
+
+@router.put(
+    "/templates/{purpose}/{channel}/{language}",
+    responses=ERRORS,
+    summary="Set the practice's own wording (checked by rendering it once)",
+)
+async def put_template(
+    purpose: str,
+    channel: str,
+    language: str,
+    body: TemplateBody,
+    request: Request,
+    who: Annotated[Caller, Depends(writer)],
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+
+    def run() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            return templates.save(
+                session,
+                _practice(session, who),
+                purpose=purpose,
+                channel=channel,
+                language=language,
+                **body.model_dump(),
+            )
+
+    return await run_in_threadpool(run)
+
+
+@router.delete(
+    "/templates/{purpose}/{channel}/{language}",
+    responses=ERRORS,
+    summary="Back to frontdesk's wording",
+)
+async def delete_template(
+    purpose: str,
+    channel: str,
+    language: str,
+    request: Request,
+    who: Annotated[Caller, Depends(writer)],
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+
+    def run() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            removed = templates.reset(
+                session,
+                _practice(session, who),
+                purpose=purpose,
+                channel=channel,
+                language=language,
+            )
+        return {"reset": removed}
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/consent/{patient_id}", responses=ERRORS, summary="A patient's consent ledger")
+async def consent_ledger(
+    patient_id: int, request: Request, who: Annotated[Caller, Depends(caller)]
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+
+    def read() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            patient = session.get(Patient, patient_id)
+            if patient is None or patient.practice_id != who.practice_id:
+                raise NotFound(f"patient {patient_id} not found")
+            return {
+                "current": {c.channel: c.status for c in patient.consents},
+                "ledger": [
+                    {
+                        "channel": e.channel,
+                        "action": e.action,
+                        "source": e.source,
+                        "evidence_message_id": e.evidence_message_id,
+                        "detail": e.detail,
+                        "at": e.created_at,
+                    }
+                    for e in consent.ledger(session, patient_id)
+                ],
+            }
+
+    return await run_in_threadpool(read)
+
+
+@router.post(
+    "/outbox/replies",
+    responses=ERRORS,
+    summary="Outbox: a patient's reply arriving on their channel",
+)
+async def post_outbox_reply(
+    body: ReplyBody, request: Request, who: Annotated[Caller, Depends(writer)]
+) -> dict[str, Any]:
+    runtime: Runtime = runtime_of(request)
+
+    def run() -> dict[str, Any]:
+        outcome = outbox_reply(
+            runtime,
+            message_sender(runtime),
+            practice_id=who.practice_id,
+            patient_id=body.patient_id,
+            text=body.text,
+            channel=body.channel,
+        )
+        return {
+            "intent": outcome.intent,
+            "action": outcome.action,
+            "appointment_id": outcome.appointment_id,
+            "answers": outcome.queued_ids,
+        }
+
+    return await run_in_threadpool(run)

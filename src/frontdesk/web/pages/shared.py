@@ -1,0 +1,21 @@
+"""What the pages share: the template loader and the same-origin check for form posts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+
+
+def same_origin(request: Request) -> bool:
+    """A form post from one of our own pages. Browsers send Origin (or at least Referer) on
+    POST; a cross-site form carries the other site's."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return False
+    host = request.headers.get("host", "")
+    return urlsplit(source).netloc == host
