@@ -1,5 +1,6 @@
-"""The worker's round besides reminders: send queued messages, and retry inbound webhooks that
-failed. Each chore is idempotent and safe to run in any number of processes at once."""
+"""The worker's round besides reminders: send urgent staff alerts and queued messages, and retry
+inbound webhooks that failed. Each chore is idempotent and safe to run in any number of processes
+at once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 from frontdesk.bootstrap import Runtime, build_senders
 from frontdesk.services import inbound_messages
+from frontdesk.services.handoff import AlertSender
 from frontdesk.services.outgoing import MessageSender, fixed_senders
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class Chores:
     ) -> None:
         self.runtime = runtime
         self.sender = sender or message_sender(runtime)
+        self.alerts = AlertSender(runtime, self.sender.senders)
         self.retry_every = retry_every
         self.clock = clock
         self._last_retry: float | None = None
@@ -38,7 +41,7 @@ class Chores:
 
     def run_once(self) -> int:
         """One round; returns how much work it found (0 means the worker may sleep)."""
-        done = self.sender.send_due()
+        done = self.alerts.send_due() + self.sender.send_due()
         now = self.clock()
         if self._last_retry is None or now - self._last_retry >= self.retry_every:
             self._last_retry = now

@@ -9,6 +9,7 @@ webhook that failed, so a payload kept for replay is always read the same way.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
 from frontdesk.domain.reminders import ReminderState
 from frontdesk.domain.times import now_utc
 from frontdesk.services import inbound
+from frontdesk.services.handoff import AlertSender
 from frontdesk.services.outgoing import MessageSender
 from frontdesk.services.patients import contact_of, effective_channel
 from frontdesk.services.reminders import Planning
@@ -35,6 +37,8 @@ from frontdesk.services.replies import (
     keywords_only,
     receive,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:
         cipher=runtime.cipher,
         planning=Planning(runtime.settings.reminder_policy, now),
         interpret=interpreter_for(runtime),
+        public_url=runtime.settings.public_url,
     )
 
 
@@ -139,9 +144,22 @@ def accept(
             if row is None or row.state != "received":
                 return results
     inbound.process(runtime, stored.webhook_id, _handler(runtime, results, clock))
-    if sender is not None:
-        sender.send_now([i for outcome in results for i in outcome.queued_ids])
+    _send_after_commit(runtime, sender, results)
     return results
+
+
+def _send_after_commit(
+    runtime: Runtime, sender: MessageSender | None, results: list[ReplyOutcome]
+) -> None:
+    """Answers and urgent alerts go out now; whatever fails here the worker retries."""
+    if sender is None:
+        return
+    if any(outcome.urgent for outcome in results):
+        try:
+            AlertSender(runtime, sender.senders, clock=sender.clock).send_due()
+        except Exception:
+            log.exception("sending urgent alerts failed; the worker will retry")
+    sender.send_now([i for outcome in results for i in outcome.queued_ids])
 
 
 def retry_failed(
@@ -154,8 +172,7 @@ def retry_failed(
     counts = inbound.retry_failed(
         runtime, handlers, limit=limit, stored_before=now_utc() - timedelta(seconds=grace)
     )
-    if sender is not None:
-        sender.send_now([i for outcome in results for i in outcome.queued_ids])
+    _send_after_commit(runtime, sender, results)
     return sum(counts.values())
 
 

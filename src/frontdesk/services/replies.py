@@ -23,7 +23,7 @@ from frontdesk.domain.messages import language_of
 from frontdesk.domain.reminders import usable_channels
 from frontdesk.domain.reply_keywords import keyword
 from frontdesk.domain.templates import Purpose
-from frontdesk.services import consent, outgoing, reminders
+from frontdesk.services import consent, handoff, outgoing, reminders
 from frontdesk.services.appointment_answers import (
     ANSWERABLE,
     CANCEL,
@@ -83,6 +83,7 @@ class ReplyOutcome:
     intent: str | None = None
     action: str = "none"
     appointment_id: int | None = None
+    urgent: bool = False  # an urgent handoff: on-call alerts are waiting to go out
     queued: list[Message] = field(default_factory=list)
 
     @property
@@ -95,6 +96,7 @@ class ReplyContext:
     cipher: FieldCipher
     planning: Planning
     interpret: Interpreter
+    public_url: str = "http://127.0.0.1:8000"
 
 
 def receive(
@@ -424,15 +426,19 @@ class _Handler:
     # People
 
     def hand_off(self, *, urgent: bool, reason: str) -> None:
-        conversation = self.conversation
-        conversation.owner = "staff"
-        conversation.status = "needs_attention"
-        if urgent and not conversation.urgent:
-            conversation.urgent = True
-            conversation.acknowledged_at = None
-        if conversation.escalated_at is None or urgent:
-            conversation.escalated_at = self.now
+        handoff.hand_off(
+            self.session,
+            practice=self.practice,
+            conversation=self.conversation,
+            reason=reason,
+            urgent=urgent,
+            now=self.now,
+            cipher=self.context.cipher,
+            public_url=self.context.public_url,
+            message_id=self.message.id,
+        )
         self.outcome.action = f"handoff:{reason}"
+        self.outcome.urgent = self.outcome.urgent or urgent
 
     def needs_person(self, *, acknowledge: bool = True) -> None:
         first_time = self.conversation.status != "needs_attention"

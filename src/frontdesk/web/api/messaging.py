@@ -14,7 +14,7 @@ from frontdesk.adapters.db.models import Patient, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import NotFound
-from frontdesk.services import consent, templates, threads
+from frontdesk.services import consent, handoff, templates, threads
 from frontdesk.services.apikeys import Caller
 from frontdesk.services.chores import message_sender
 from frontdesk.services.inbound_messages import outbox_reply
@@ -205,5 +205,40 @@ async def post_outbox_reply(
             "appointment_id": outcome.appointment_id,
             "answers": outcome.queued_ids,
         }
+
+    return await run_in_threadpool(run)
+
+
+class OnCallEntry(BaseModel):
+    name: str
+    phone: str | None = None
+    email: str | None = None
+
+
+@router.get("/on-call", responses=ERRORS, summary="Who gets urgent alerts (masked)")
+async def get_on_call(request: Request, who: Annotated[Caller, Depends(caller)]) -> Any:
+    runtime = runtime_of(request)
+
+    def read() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            return {"items": handoff.on_call_view(_practice(session, who), runtime.cipher)}
+
+    return await run_in_threadpool(read)
+
+
+@router.put("/on-call", responses=ERRORS, summary="Replace the on-call list")
+async def put_on_call(
+    entries: list[OnCallEntry], request: Request, who: Annotated[Caller, Depends(writer)]
+) -> Any:
+    """Each entry: a name and a phone (alerted by SMS) or an email. Urgent handoffs (a crisis)
+    alert every entry at once; the alert names no patient."""
+    runtime = runtime_of(request)
+
+    def run() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            items = handoff.set_on_call(
+                _practice(session, who), runtime.cipher, [e.model_dump() for e in entries]
+            )
+        return {"items": items}
 
     return await run_in_threadpool(run)

@@ -3,13 +3,16 @@
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-28 13:10:00
-
-Reserved so work on several issues can add migrations side by side; empty until filled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+TS = sa.DateTime(timezone=True)
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -18,8 +21,85 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "handoffs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=True),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("urgent", sa.Boolean(), nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("acknowledged_at", TS, nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_handoffs_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_handoffs_message_id_messages"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_handoffs_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_handoffs")),
+    )
+    op.create_index(
+        "ix_handoffs_conversation", "handoffs", ["conversation_id", "created_at"], unique=False
+    )
+    op.create_index(
+        "ix_handoffs_open",
+        "handoffs",
+        ["practice_id", "acknowledged_at", "created_at"],
+        unique=False,
+    )
+    op.create_table(
+        "staff_alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("handoff_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("address_sealed", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", TS, nullable=False),
+        sa.Column("claimed_by", sa.String(length=80), nullable=True),
+        sa.Column("claim_expires_at", TS, nullable=True),
+        sa.Column("provider_message_id", sa.String(length=200), nullable=True),
+        sa.Column("error", sa.String(length=300), nullable=True),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("sent_at", TS, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["handoff_id"],
+            ["handoffs.id"],
+            name=op.f("fk_staff_alerts_handoff_id_handoffs"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_staff_alerts_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_alerts")),
+    )
+    op.create_index(
+        "ix_staff_alerts_pending", "staff_alerts", ["status", "next_attempt_at"], unique=False
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_staff_alerts_pending", table_name="staff_alerts")
+    op.drop_table("staff_alerts")
+    op.drop_index("ix_handoffs_open", table_name="handoffs")
+    op.drop_index("ix_handoffs_conversation", table_name="handoffs")
+    op.drop_table("handoffs")
