@@ -71,9 +71,9 @@ def test_a_crisis_alerts_on_call_now_and_the_patient_gets_the_crisis_message(
 
     with runtime.transaction() as session:
         conversation = session.scalars(select(Conversation)).one()
-        assert (conversation.owner, conversation.status, conversation.urgent) == (
+        assert (conversation.owner, conversation.needs_attention, conversation.urgent) == (
             "staff",
-            "needs_attention",
+            True,
             True,
         )
         assert conversation.escalated_at == T0 and conversation.acknowledged_at is None

@@ -109,7 +109,8 @@ def hand_off(
     if reason not in REASONS:
         raise ValueError(f"unknown handoff reason {reason!r}")
     conversation.owner = "staff"
-    conversation.status = "needs_attention"
+    conversation.status = "open"
+    conversation.needs_attention = True
     if urgent:
         conversation.urgent = True
         conversation.acknowledged_at = None
@@ -177,7 +178,7 @@ def hand_back(session: Session, conversation: Conversation, who: str, now: datet
     acknowledge(session, conversation, who, now)
     conversation.owner = "agent"
     conversation.urgent = False
-    conversation.status = "open"
+    conversation.needs_attention = False
     audit.record(
         session,
         practice_id=conversation.practice_id,

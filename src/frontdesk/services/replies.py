@@ -321,7 +321,7 @@ class _Handler:
         }[answer]
         self.reply(purpose, appointment=appointment)
         if answer == RESCHEDULE:
-            self.conversation.status = "needs_attention"
+            self.conversation.needs_attention = True
 
     def target_appointment(self) -> Appointment | None:
         """The appointment the patient is answering about: the one our latest message in this
@@ -399,7 +399,7 @@ class _Handler:
         ):
             others.remove(Channel.WHATSAPP)
         if not others:
-            self.conversation.status = "needs_attention"
+            self.conversation.needs_attention = True
             return
         other = thread_for(
             self.session, self.context.cipher, self.practice, self.patient, others[0], None
@@ -441,8 +441,9 @@ class _Handler:
         self.outcome.urgent = self.outcome.urgent or urgent
 
     def needs_person(self, *, acknowledge: bool = True) -> None:
-        first_time = self.conversation.status != "needs_attention"
-        self.conversation.status = "needs_attention"
+        first_time = not self.conversation.needs_attention
+        self.conversation.needs_attention = True
+        self.conversation.status = "open"
         if self.outcome.action == "none":
             self.outcome.action = "needs_person"
         if acknowledge and first_time and self.conversation.owner == "agent":

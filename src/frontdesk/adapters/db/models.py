@@ -301,8 +301,12 @@ class Conversation(Base):
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(String(20))
-    # open → needs_attention (a person should read it) → resolved
+    # open (ours to answer), pending (waiting on the patient), resolved
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # A person should read it: free text the agent could not handle, a handoff, a request.
+    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The staff member it is assigned to (a staff account id as text), if any.
+    assigned_to: Mapped[str | None] = mapped_column(String(200))
     # Who answers: the agent, or staff after a handoff (the agent is silent until handed back).
     owner: Mapped[str] = mapped_column(String(10), default="agent")
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -96,8 +96,47 @@ def upgrade() -> None:
         "ix_staff_alerts_pending", "staff_alerts", ["status", "next_attempt_at"], unique=False
     )
 
+    op.create_table(
+        "conversation_notes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_conversation_notes_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_conversation_notes_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_notes")),
+    )
+    op.create_index(
+        "ix_conversation_notes_conversation",
+        "conversation_notes",
+        ["conversation_id", "created_at"],
+        unique=False,
+    )
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("needs_attention", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch_op.add_column(sa.Column("assigned_to", sa.String(length=200), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.drop_column("assigned_to")
+        batch_op.drop_column("needs_attention")
+    op.drop_index("ix_conversation_notes_conversation", table_name="conversation_notes")
+    op.drop_table("conversation_notes")
     op.drop_index("ix_staff_alerts_pending", table_name="staff_alerts")
     op.drop_table("staff_alerts")
     op.drop_index("ix_handoffs_open", table_name="handoffs")
