@@ -26,7 +26,9 @@ def _meaning(text: str, _channel: Channel) -> Interpretation:
     return Interpretation(text.split(":", 1)[0])
 
 
-def _receive(runtime: Runtime, clock: Clock, text: str, message_id: str) -> str:
+def _receive(
+    runtime: Runtime, clock: Clock, text: str, message_id: str, sender: str = "+12025550101"
+) -> str:
     context = ReplyContext(
         cipher=runtime.cipher,
         planning=Planning(runtime.settings.reminder_policy, clock.now),
@@ -38,7 +40,7 @@ def _receive(runtime: Runtime, clock: Clock, text: str, message_id: str) -> str:
         outcome = receive(
             session,
             practice,
-            Inbound(Channel.SMS, "+12025550101", text, message_id, clock.now),
+            Inbound(Channel.SMS, sender, text, message_id, clock.now),
             context,
         )
     outbox = OutboxChannel(runtime.sessions, runtime.cipher)

@@ -19,3 +19,9 @@ def same_origin(request: Request) -> bool:
         return False
     host = request.headers.get("host", "")
     return urlsplit(source).netloc == host
+
+
+def staff_of(request: Request) -> str:
+    """Who is acting, for the audit trail and 'mine': the signed-in staff member."""
+    name = getattr(request.state, "staff_name", None)
+    return str(name) if name else "staff"
