@@ -14,7 +14,7 @@ from frontdesk.adapters.db.models import Patient, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import NotFound
-from frontdesk.services import consent, handoff, templates, threads
+from frontdesk.services import consent, dashboard, handoff, templates, threads
 from frontdesk.services.apikeys import Caller
 from frontdesk.services.chores import message_sender
 from frontdesk.services.inbound_messages import outbox_reply
@@ -240,5 +240,30 @@ async def put_on_call(
                 _practice(session, who), runtime.cipher, [e.model_dump() for e in entries]
             )
         return {"items": items}
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/prices", responses=ERRORS, summary="Per-unit prices for the cost estimate")
+async def get_prices(request: Request, who: Annotated[Caller, Depends(caller)]) -> Any:
+    runtime = runtime_of(request)
+
+    def read() -> dict[str, float]:
+        with runtime.transaction() as session:
+            return dashboard.prices_of(_practice(session, who))
+
+    return await run_in_threadpool(read)
+
+
+@router.put("/prices", responses=ERRORS, summary="Set per-unit prices (USD)")
+async def put_prices(
+    values: dict[str, Any], request: Request, who: Annotated[Caller, Depends(writer)]
+) -> Any:
+    """Keys: sms_segment, whatsapp_conversation, email, llm_1k_tokens."""
+    runtime = runtime_of(request)
+
+    def run() -> dict[str, float]:
+        with runtime.transaction() as session:
+            return dashboard.set_prices(_practice(session, who), values)
 
     return await run_in_threadpool(run)

@@ -17,13 +17,14 @@ from frontdesk.domain.errors import PracticeNotChosen
 from frontdesk.domain.times import now_utc
 from frontdesk.services import practices, queries
 from frontdesk.services.views import practice_view
-from frontdesk.web.pages import inbox, links, outbox
+from frontdesk.web.pages import dashboard, inbox, links, outbox
 from frontdesk.web.pages.shared import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
 router.include_router(outbox.router)
 router.include_router(links.router)
 router.include_router(inbox.router)
+router.include_router(dashboard.router)
 
 
 def _home_context(runtime: Runtime, slug: str | None) -> dict[str, Any]:
