@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from frontdesk.adapters.channels.base import ChannelSender
 from frontdesk.adapters.channels.outbox import OutboxChannel
+from frontdesk.adapters.channels.webchat import WebchatChannel
 from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db import migrate
 from frontdesk.adapters.db.engine import make_engine, make_session_factory
@@ -121,4 +122,9 @@ def build_senders(runtime: Runtime) -> dict[Channel, ChannelSender]:
     """The channel each kind of message goes out on. Until real providers are configured
     (the channels issue), every channel is the local outbox."""
     outbox = OutboxChannel(runtime.sessions, runtime.cipher)
-    return {Channel.SMS: outbox, Channel.EMAIL: outbox, Channel.WHATSAPP: outbox}
+    return {
+        Channel.SMS: outbox,
+        Channel.EMAIL: outbox,
+        Channel.WHATSAPP: outbox,
+        Channel.WEBCHAT: WebchatChannel(),
+    }

@@ -225,7 +225,7 @@ def apply_status(
 # --- the local outbox: a patient's reply typed on the /outbox page or the CLI -----------------
 
 
-def _parse_outbox(payload: str) -> Parsed:
+def _parse_json(payload: str) -> Parsed:
     data = json.loads(payload)
     return Parsed(
         messages=[
@@ -241,7 +241,9 @@ def _parse_outbox(payload: str) -> Parsed:
     )
 
 
-register("outbox", Channel.SMS, _parse_outbox)
+# The outbox and the web chat hand us our own JSON shape.
+register("outbox", Channel.SMS, _parse_json)
+register("webchat", Channel.WEBCHAT, _parse_json)
 
 
 def outbox_reply(
