@@ -78,7 +78,7 @@ class Tally:
 
     def cell(self) -> str:
         if not self.total:
-            return "–"
+            return "-"
         return f"{self.correct}/{self.total} ({100 * self.correct / self.total:.1f}%)"
 
 

@@ -89,14 +89,20 @@ _MONEY_Q = re.compile(
     r"\bhow much\b|^(?:what|whats|what's)\b.*\b(?:cost|costs|price|fee|rate)\b|\bcuant[oa]\b|"
     r"^(?:cual|que) es (?:el|la) (?:precio|costo|tarifa)"
 )
-_MONEY_A = re.compile(r"\$\s?\d|\d+\s?(?:dollars|dolares|usd)|\bfree\b|\bgratis\b|\bgratuit|"
-                      r"\bno (?:charge|cost)\b|\bwaived\b|\bsin costo\b")
-_TIME_Q = re.compile(r"\bwhen\b|\bwhat time\b|\bhow long\b|\bhow soon\b|\bhours\b|\bcuando\b|"
-                     r"\bque hora\b|\bhorario")
-_TIME_A = re.compile(r"\d|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
-                     r"weekday|weekend|daily|lunes|martes|miercoles|jueves|viernes|sabado|"
-                     r"domingo|before|after|within|closed|cerrad[oa]|day|days|dia|dias|"
-                     r"next|same)\b")
+_MONEY_A = re.compile(
+    r"\$\s?\d|\d+\s?(?:dollars|dolares|usd)|\bfree\b|\bgratis\b|\bgratuit|"
+    r"\bno (?:charge|cost)\b|\bwaived\b|\bsin costo\b"
+)
+_TIME_Q = re.compile(
+    r"\bwhen\b|\bwhat time\b|\bhow long\b|\bhow soon\b|\bhours\b|\bcuando\b|"
+    r"\bque hora\b|\bhorario"
+)
+_TIME_A = re.compile(
+    r"\d|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"weekday|weekend|daily|lunes|martes|miercoles|jueves|viernes|sabado|"
+    r"domingo|before|after|within|closed|cerrad[oa]|day|days|dia|dias|"
+    r"next|same)\b"
+)
 _NUMBER_Q = re.compile(r"\b(?:phone|fax|number|numero|telefono)\b|\bhow many\b|\bcuant[oa]s\b")
 _NUMBER_A = re.compile(r"\d")
 

@@ -150,7 +150,12 @@ def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
             continue
         heading = _ATX.match(raw)
         nxt = lines[index + 1] if index + 1 < len(lines) else ""
-        if heading is None and raw.strip() and _SETEXT.match(nxt) and not raw.lstrip()[:1] in "-*|>":
+        if (
+            heading is None
+            and raw.strip()
+            and _SETEXT.match(nxt)
+            and raw.lstrip()[:1] not in "-*|>"
+        ):
             level = 1 if nxt.strip().startswith("=") else 2
             heading_text = raw.strip()
         elif heading is not None:

@@ -34,10 +34,10 @@ _CLINICAL = [
     rf"\b(?:stop|stopping|quit|quitting|start|starting|skip|skipping|increase|decrease|"
     rf"lower|raise|double|change|switch|taper|come off|get off|go off|mix|combine|cut)\b"
     rf"[\w\s']{{0,30}}\b{_MEDS}\b",
-    rf"\b(?:should|can|could|may) i\b[\w\s']{{0,25}}\b(?:take|taking|drink|drinking)\b",
+    r"\b(?:should|can|could|may) i\b[\w\s']{0,25}\b(?:take|taking|drink|drinking)\b",
     rf"\b(?:is it|it's|is it ok|is it safe)\b[\w\s']{{0,25}}\b(?:safe|ok|okay|bad|dangerous)\b"
     rf"[\w\s']{{0,30}}\b{_MEDS}\b",
-    rf"\bside effects?\b|\bwithdrawal\b|\boverdos\w*",
+    r"\bside effects?\b|\bwithdrawal\b|\boverdos\w*",
     rf"\b{_MEDS}\b[\w\s']{{0,30}}\b(?:work|working|help|helping|safe|enough|too much)\b",
     # How to cope with / treat / fix a condition or a feeling.
     r"\bhow (?:do|can|should|could|would) (?:i|we|someone|one|you)\b[\w\s']{0,30}"
@@ -61,7 +61,8 @@ _CLINICAL = [
     r"\bdiagnos\w*\b",
     r"\bis (?:it|this|that) (?:normal|healthy|bad|a sign)\b",
     r"\bwhat(?:'s| is) wrong with me\b",
-    r"\b(?:should i|do i need to) (?:leave|divorce|break up|forgive|confront|tell) (?:my|him|her|them)\b",
+    r"\b(?:should i|do i need to) (?:leave|divorce|break up|forgive|confront|tell) "
+    r"(?:my|him|her|them)\b",
     rf"\bshould i\b[\w\s']{{0,30}}\b(?:therapy|see a psychiatrist|go to the hospital|"
     rf"{_CONDITIONS})\b",
     # Spanish.

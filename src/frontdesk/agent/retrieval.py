@@ -35,12 +35,11 @@ TYPO_WEIGHT = 0.9
 
 # Verbs and nouns that every kind of question carries; on their own they ask nothing.
 GENERIC = frozenset(
-    """make come go goes going see say find use happen happens happened look give work way
-    time thing things question regular
-    ask asking wondering wonder curious info information able possible allowed let help
-    mean means available offer offers provide provides explain sure soon right exactly
-    actually maybe currently usually normally also kind sort type tomorrow today
-    quick hablar saber decir pregunta preguntar informacion posible puede""".split()
+    """make come go goes going see say find use happen happens happened look give work way time
+    thing things question regular ask asking wondering wonder curious info information able
+    possible allowed let help mean means available offer offers provide provides explain sure
+    soon right exactly actually maybe currently usually normally also kind sort type tomorrow
+    today quick hablar saber decir pregunta preguntar informacion posible puede""".split()  # noqa: SIM905
 )
 
 
@@ -49,22 +48,28 @@ GENERIC = frozenset(
 FRAMES = [
     (re.compile(r"\bhow (?:long|fast|soon|quickly|often|much|many)(?: does it take)?\b"), " "),
     (re.compile(r"\blast[- ]minute\b|\bshort notice\b"), " late "),
-    (re.compile(r"\b(?:don'?t|do not|didn'?t|did not|not|never|doesn'?t) (?:show|turn)(?: up)?\b"),
-     " no-show "),
+    (
+        re.compile(
+            r"\b(?:don'?t|do not|didn'?t|did not|not|never|doesn'?t) (?:show|turn)(?: up)?\b"
+        ),
+        " no-show ",
+    ),
     (re.compile(r"\bno[- ]?show\b"), " no-show "),
     (re.compile(r"\bin[- ]person\b"), " in-person "),
 ]
 
 
 def reframe(question: str) -> str:
-    text = fold(question).replace("’", "'")
+    text = fold(question).replace("\u2019", "'")
     for pattern, replacement in FRAMES:
         text = pattern.sub(replacement, text)
     return text
 
 
 # SMS spellings of question words that are too short to correct by edit distance.
-SHORT_TYPOS = frozenset("wat wut wht whn whr hw abt bc cuz tho pls plz thx ur ure yr".split())
+SHORT_TYPOS = frozenset(
+    """wat wut wht whn whr hw abt bc cuz tho pls plz thx ur ure yr""".split()  # noqa: SIM905
+)
 
 
 class Encoder(Protocol):
@@ -146,7 +151,6 @@ class KnowledgeIndex:
         self.bm25 = BM25(documents)
         self._surfaces = {k: sorted(v) for k, v in surfaces.items()}
         self.encoder = encoder
-        self._language_of_query = "en"
         self._vectors: list[list[float]] = []
         if encoder is not None and self.prepared:
             self._vectors = encoder.encode(
@@ -162,14 +166,13 @@ class KnowledgeIndex:
         language = language if language in {"en", "es"} else detect_language(question)
         assert language is not None
         query = Query(question, language)
-        self._language_of_query = language
         seen: set[str] = set()
         related = synonyms.groups(language)
         for word in words(reframe(question)):
             if is_stop(word, language) or word in GENERIC or len(word) < 2:
                 continue
             base = stem(word, language)
-            if base in seen or self._near_generic(word, base):
+            if base in seen or self._near_generic(word, base, language):
                 continue
             seen.add(base)
             variants: dict[str, float] = {base: 1.0}
@@ -190,13 +193,13 @@ class KnowledgeIndex:
             query.concepts.append(concept)
         return query
 
-    def _near_generic(self, word: str, base: str) -> bool:
+    def _near_generic(self, word: str, base: str, language: str) -> bool:
         """A misspelt frame word ("hapens", "wat") that the documents do not contain."""
         if self.bm25.document_frequency(base) or len(word) < 3:
             return False
         if len(word) < 4:
             return word in SHORT_TYPOS
-        stops = STOP_ES if self._language_of_query == "es" else STOP_EN
+        stops = STOP_ES if language == "es" else STOP_EN
         return any(
             edit_distance_at_most(word, g, 1)
             for g in (*GENERIC, *stops)

@@ -1,8 +1,8 @@
 """Words patients use for the things a practice's documents name differently.
 
-Each line is one group of interchangeable words (per language); a question word in a group also
-matches the others, at a lower weight than an exact match. Kept small and generic to front-desk
-topics: these are not answers, only ways of asking.
+Each line (with its indented continuation) is one group of interchangeable words, per
+language; a question word in a group also matches the others, at a lower weight than an exact
+match. Kept small and generic to front-desk topics: these are not answers, only ways of asking.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ paperwork forms form intake questionnaire documents
 first new initial
 bring need
 medication medications meds medicine prescribe prescription prescriptions psychiatrist
-therapist therapists clinician clinicians counselor counselors doctor doctors provider providers psychologist staff team
-teen teens teenager teenagers adolescent adolescents child children kid kids minor minors son daughter age old
+therapist therapists clinician clinicians counselor counselors doctor doctors provider providers
+  psychologist staff team
+teen teens teenager teenagers adolescent adolescents child children kid kids minor minors
+  son daughter age old
 spanish espanol bilingual speak speaks speaking language languages
 portal app website online
 letter letters
@@ -76,8 +78,14 @@ terapeuta terapeutas consejero psicologo doctor clinico
 def groups(language: str) -> dict[str, frozenset[str]]:
     """stem -> the stems of its group (without itself), for ``language``."""
     table = GROUPS_ES if language == "es" else GROUPS_EN
+    lines: list[str] = []
+    for line in table.strip("\n").splitlines():
+        if line.startswith(" ") and lines:
+            lines[-1] += line  # an indented line continues the group above
+        else:
+            lines.append(line)
     out: dict[str, set[str]] = {}
-    for line in table.strip().splitlines():
+    for line in lines:
         stems = {stem(w, language) for w in fold(line).split()}
         for s in stems:
             out.setdefault(s, set()).update(stems - {s})

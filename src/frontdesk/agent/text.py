@@ -8,11 +8,16 @@ from functools import lru_cache
 
 import snowballstemmer
 
-_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+_WORD = re.compile(r"[a-z0-9]+(?:['\u2019][a-z]+)?")
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
 
 # Function words, and the words every question to a front desk uses ("do you", "can I",
 # "tell me"), which say nothing about what is being asked.
-STOP_EN = frozenset(
+STOP_EN = _set(
     """a about above after again against all also am an and any are aren't as at be because
     been before being below between both but by can can't cannot could couldn't did didn't do
     does doesn't doing don't down during each few for from further had hadn't has hasn't have
@@ -27,9 +32,9 @@ STOP_EN = frozenset(
     u ur pls plz please thanks thank hi hello hey ok okay just get got know tell need want
     like would much many any anything something someone somebody one ones really also still
     yes yeah im ive id dont cant wont isnt doesnt whats wheres hows
-    practice office clinic harbor light counseling there here us ya""".split()
+    practice office clinic harbor light counseling there here us ya"""
 )
-STOP_ES = frozenset(
+STOP_ES = _set(
     """a al algo algun alguna algunas alguno algunos ante antes aqui asi aun bien cada como con
     contra cual cuales cualquier cuando de del desde donde dos el ella ellas ellos en entre era
     eran es esa esas ese eso esos esta estaba estan estar este esto estos estoy fue fueron ha
@@ -37,17 +42,17 @@ STOP_ES = frozenset(
     nosotros o otra otras otro otros para pero poco por porque puede pueden puedo que quien se
     sea ser si sin sobre solo son su sus tambien tan te tengo tiene tienen todo todos tu tus un
     una unas uno unos usted ustedes y ya yo hola gracias favor quiero quisiera saber necesito
-    ustedes consultorio clinica oficina cuanto cuanta cuantos cuantas""".split()
+    ustedes consultorio clinica oficina cuanto cuanta cuantos cuantas"""
 )
 
-_SPANISH_HINTS = frozenset(
+_SPANISH_HINTS = _set(
     """el la los las de del que y en por para con una un es son como cual cuando donde hay
     puedo tienen tiene usted ustedes mi mis su sus se cuanto cuesta qué cómo cuál dónde
-    cuándo horario cita citas sesion sesiones seguro pago""".split()
+    cuándo horario cita citas sesion sesiones seguro pago"""
 )
-_ENGLISH_HINTS = frozenset(
+_ENGLISH_HINTS = _set(
     """the and is are do does you your what when where how can i my of to for with have
-    is it that this there which who""".split()
+    is it that this there which who"""
 )
 
 
@@ -58,7 +63,7 @@ def fold(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return [w.replace("’", "'") for w in _WORD.findall(fold(text))]
+    return [w.replace("\u2019", "'") for w in _WORD.findall(fold(text))]
 
 
 def detect_language(text: str) -> str:

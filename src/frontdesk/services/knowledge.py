@@ -179,7 +179,9 @@ def add_paths(
         try:
             content = path.read_bytes()
         except OSError as exc:
-            results.append(AddResult(source, FAILED, None, 0, f"cannot read the file ({exc.strerror})"))
+            results.append(
+                AddResult(source, FAILED, None, 0, f"cannot read the file ({exc.strerror})")
+            )
             continue
         with runtime.transaction() as session:
             practice = resolve_practice(session, practice_slug)
@@ -263,7 +265,12 @@ def index_for(session: Session, practice_id: int, *, embeddings: bool = True) ->
         if cached is not None and cached[0] == key:
             return cached[1]
     rows = session.execute(
-        select(KnowledgeDocument.source, KnowledgeDocument.title, KnowledgeChunk.section, KnowledgeChunk.text)
+        select(
+            KnowledgeDocument.source,
+            KnowledgeDocument.title,
+            KnowledgeChunk.section,
+            KnowledgeChunk.text,
+        )
         .join(KnowledgeDocument, KnowledgeChunk.document_id == KnowledgeDocument.id)
         .where(KnowledgeChunk.practice_id == practice_id, KnowledgeDocument.status == READY)
         .order_by(KnowledgeDocument.source, KnowledgeChunk.ordinal)
