@@ -179,7 +179,7 @@ def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
     return ParsedDocument(title, _with_paths(sections, title))
 
 
-def _with_paths(sections: list[Section], title: str) -> list[Section]:
+def _with_paths(sections: list[Section], title: str, *also: str) -> list[Section]:
     """Give each section its heading path below the document title: 'Fees > Late cancellation'."""
     stack: list[tuple[int, str]] = []
     out: list[Section] = []
@@ -190,7 +190,7 @@ def _with_paths(sections: list[Section], title: str) -> list[Section]:
         while stack and stack[-1][0] >= s.level:
             stack.pop()
         stack.append((s.level, s.heading))
-        path = [h for _, h in stack if h != title]
+        path = [h for _, h in stack if h != title and h not in also]
         out.append(Section(" > ".join(path) or s.heading, s.level, s.lines))
     return out
 
@@ -219,12 +219,15 @@ def _looks_like_heading(line: str, previous: str, following: str) -> bool:
     return capitalised + sum(1 for w in words if w in small) >= len(words) and len(words) <= 6
 
 
-def _parse_lines(lines: list[str], fallback_title: str) -> ParsedDocument:
+def _parse_lines(
+    lines: list[str], fallback_title: str, *, first_heading_is_title: bool = True
+) -> ParsedDocument:
     sections = [Section("", 0)]
     title: str | None = None
     cleaned = [ln.rstrip() for ln in lines]
+    was_heading = False
     for index, line in enumerate(cleaned):
-        previous = cleaned[index - 1] if index else ""
+        previous = "" if was_heading else (cleaned[index - 1] if index else "")
         following = next((x for x in cleaned[index + 1 :] if x.strip()), "")
         atx = _ATX.match(line)
         if atx is not None:
@@ -232,9 +235,12 @@ def _parse_lines(lines: list[str], fallback_title: str) -> ParsedDocument:
         elif _looks_like_heading(line, previous, following):
             heading = line.strip().rstrip(":")
         else:
-            sections[-1].lines.append(re.sub(r"^(?:[-*•]|\d+[.)])\s+", "", line.strip()))
+            if line.strip():
+                was_heading = False
+                sections[-1].lines.append(re.sub(r"^(?:[-*•]|\d+[.)])\s+", "", line.strip()))
             continue
-        if title is None and not any(s.text for s in sections):
+        was_heading = True
+        if first_heading_is_title and title is None and not any(s.text for s in sections):
             title = heading
             continue
         sections.append(Section(heading, 1))
@@ -282,12 +288,12 @@ def _parse_pdf(content: bytes, fallback_title: str) -> ParsedDocument:
     text = "\n".join(pages)
     if not text.strip():
         raise DocumentError("the PDF has no extractable text (a scan? add a text version)")
-    parsed = _parse_lines(_unwrap(text.split("\n")), fallback_title)
-    if meta_title and meta_title.strip():
-        if parsed.title != fallback_title:
-            # the first line was taken as title; keep it as a section heading too
-            parsed.sections.insert(0, Section("", 0))
-        parsed.title = meta_title.strip()
+    titled = bool(meta_title and meta_title.strip())
+    parsed = _parse_lines(
+        _unwrap(text.split("\n")), fallback_title, first_heading_is_title=not titled
+    )
+    if titled and meta_title:
+        parsed.title = meta_title.strip()[:300]
     return parsed
 
 
@@ -367,7 +373,10 @@ def _parse_html(text: str, fallback_title: str) -> ParsedDocument:
     if not title and h1 is not None:
         title = h1.heading
     title = title or fallback_title
-    return ParsedDocument(title, _with_paths(sections, title))
+    # A page's one H1 is its title again: leave it out of the section paths below it.
+    page_heading = [s.heading for s in sections if s.level == 1]
+    also = page_heading if len(page_heading) == 1 else []
+    return ParsedDocument(title, _with_paths(sections, title, *also))
 
 
 # --- DOCX --------------------------------------------------------------------------------------
