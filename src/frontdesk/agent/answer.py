@@ -16,10 +16,10 @@ from typing import Any
 
 from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
 from frontdesk.agent.retrieval import KnowledgeIndex, Query, _Prepared
-from frontdesk.agent.text import detect_language, fold, sentences, terms
+from frontdesk.agent.text import detect_language, fold, sentences, stem, terms, words
 
 # Calibrated on the dev split of tests/eval/answers (see docs/QUALITY-answers.md).
-MIN_PASSAGE_COVERAGE = 0.7
+MIN_PASSAGE_COVERAGE = 0.65
 MIN_SENTENCE_COVERAGE = 0.6
 MAX_SENTENCES = 2
 CANDIDATES = 5
@@ -98,13 +98,32 @@ _TIME_Q = re.compile(
     r"\bque hora\b|\bhorario"
 )
 _TIME_A = re.compile(
-    r"\d|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"\d+\s*(?:minutes?|hours?|days?|business days?|weeks?|months?|years?|a\.m\.|p\.m\.|am|pm|"
+    r"minutos?|horas?|dias?|semanas?)\b|\d{1,2}:\d{2}|"
+    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
     r"weekday|weekend|daily|lunes|martes|miercoles|jueves|viernes|sabado|"
     r"domingo|before|after|within|closed|cerrad[oa]|day|days|dia|dias|"
     r"next|same)\b"
 )
-_NUMBER_Q = re.compile(r"\b(?:phone|fax|number|numero|telefono)\b|\bhow many\b|\bcuant[oa]s\b")
-_NUMBER_A = re.compile(r"\d")
+_NUMBER_Q = re.compile(
+    r"\b(?:number|fax|numero)\b|^(?:what|whats|what's|cual|which)\b.*\b(?:phone|telefono)\b"
+)
+_NUMBER_A = re.compile(r"\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}|\b(?:988|911)\b")
+
+
+_HOW_MANY_Q = re.compile(r"\bhow many\b|\bcuant[oa]s\b")
+
+
+def _counts_what_was_asked(query: Query, sentence_text: str) -> bool:
+    """For "how many X": a number right before X (or a word standing for it)."""
+    tokens = words(sentence_text)
+    wanted = {v for c in query.concepts for v in c.variants}
+    for position, token in enumerate(tokens):
+        if token.isdigit() and any(
+            stem(t, query.language) in wanted for t in tokens[position + 1 : position + 4]
+        ):
+            return True
+    return False
 
 
 def _type_ok(question: str, sentence_text: str) -> bool:
@@ -147,7 +166,7 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
             continue
         prepared = index.prepared[hit.index]
         chosen, score = _sentences_for(index, query, prepared)
-        score -= 0.02 * rank
+        score -= 0.03 * rank
         if chosen and score >= MIN_SENTENCE_COVERAGE and (best is None or score > best[0]):
             best = (score, rank, chosen, prepared)
     if best is None:
@@ -172,11 +191,13 @@ def _sentences_for(
     for i, present in enumerate(prepared.sentence_terms):
         if not _type_ok(query.text, prepared.sentences[i]):
             continue
-        own = index.coverage(query, present)
-        if own == 0.0:
+        if _HOW_MANY_Q.search(fold(query.text)) and not _counts_what_was_asked(
+            query, prepared.sentences[i]
+        ):
             continue
-        asked = sum(len(c.asked & (present | heading)) for c in query.concepts)
-        scored.append((index.coverage(query, present | heading) + 0.05 * own + 0.01 * asked, i))
+        if index.coverage(query, present) == 0.0:
+            continue
+        scored.append((_sentence_score(index, query, present, heading), i))
     if not scored:
         return [], 0.0
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
@@ -187,13 +208,23 @@ def _sentences_for(
         if len(chosen) >= MAX_SENTENCES:
             break
         union = prepared.sentence_terms[first] | prepared.sentence_terms[other]
-        combined = index.coverage(query, union | heading) + 0.05 * index.coverage(query, union)
+        combined = _sentence_score(index, query, union, heading)
         if combined > score + 0.05 or (
             len(prepared.sentences[first]) < 60 and abs(other - first) == 1
         ):
             chosen.append(other)
             score = max(score, combined)
     return sorted(chosen), score
+
+
+def _sentence_score(
+    index: KnowledgeIndex, query: Query, present: frozenset[str], heading: frozenset[str]
+) -> float:
+    """Coverage of the question by the sentence read under its heading; ties go to the sentence
+    that itself says what the heading does not (and then to the earlier one)."""
+    with_heading = index.coverage(query, present | heading)
+    beyond = index.coverage(query, present | heading) - index.coverage(query, heading)
+    return with_heading + 0.05 * beyond
 
 
 def passage_terms(text: str, language: str) -> frozenset[str]:

@@ -32,11 +32,12 @@ from frontdesk.agent.text import (
 RRF_K = 60
 SYNONYM_WEIGHT = 0.7
 TYPO_WEIGHT = 0.9
+EXTRA_WEIGHT = 0.3
 
 # Verbs and nouns that every kind of question carries; on their own they ask nothing.
 GENERIC = frozenset(
     """make come go goes going see say find use happen happens happened look give work way time
-    thing things question regular ask asking wondering wonder curious info information able
+    thing things question ask asking wondering wonder curious info information able
     possible allowed let help mean means available offer offers provide provides explain sure
     soon right exactly actually maybe currently usually normally also kind sort type tomorrow
     today quick hablar saber decir pregunta preguntar informacion posible puede""".split()  # noqa: SIM905
@@ -111,6 +112,8 @@ class Query:
     text: str
     language: str
     concepts: list[Concept] = field(default_factory=list)
+    # Frame words ("how does a video session *work*"): they help rank, never count as asked.
+    extras: list[str] = field(default_factory=list)
 
     @property
     def total_weight(self) -> float:
@@ -169,7 +172,10 @@ class KnowledgeIndex:
         seen: set[str] = set()
         related = synonyms.groups(language)
         for word in words(reframe(question)):
-            if is_stop(word, language) or word in GENERIC or len(word) < 2:
+            if word in GENERIC:
+                query.extras.append(stem(word, language))
+                continue
+            if is_stop(word, language) or len(word) < 2:
                 continue
             base = stem(word, language)
             if base in seen or self._near_generic(word, base, language):
@@ -235,6 +241,10 @@ class KnowledgeIndex:
                     best[index] = best.get(index, 0.0) + score
             for index, score in best.items():
                 scores[index] = scores.get(index, 0.0) + score
+        for extra in query.extras:
+            for index, score in self.bm25.term_scores(extra).items():
+                if index in scores:
+                    scores[index] += EXTRA_WEIGHT * score
         ranked = sorted(scores, key=lambda i: (-scores[i], i))
         if self.encoder is not None and self._vectors:
             ranked = self._fused(query, ranked)
