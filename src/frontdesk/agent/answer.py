@@ -126,8 +126,16 @@ def _counts_what_was_asked(query: Query, sentence_text: str) -> bool:
     return False
 
 
+_ADDRESS_Q = re.compile(r"\baddress\b|\bdireccion\b|^where(?: is|'s| are)\b|^donde (?:esta|queda)")
+_ADDRESS_A = re.compile(
+    r"\b\d{1,5}\s+\w+(?:\s+\w+)?\s+(?:st|street|ave|avenue|rd|road|blvd|lane|way|drive|dr)\b"
+)
+
+
 def _type_ok(question: str, sentence_text: str) -> bool:
     q, a = fold(question).strip(" ¿¡"), fold(sentence_text)
+    if _ADDRESS_Q.search(q) and "email" not in q and not _ADDRESS_A.search(a):
+        return False
     if _MONEY_Q.search(q) and not _MONEY_A.search(a):
         return False
     if _NUMBER_Q.search(q) and not _NUMBER_A.search(a):
@@ -185,46 +193,46 @@ def _clean(sentence: str) -> str:
 def _sentences_for(
     index: KnowledgeIndex, query: Query, prepared: _Prepared
 ) -> tuple[list[int], float]:
-    """The best one or two sentences of a passage for the query, and how well they cover it."""
+    """The best one or two sentences of a passage for the query, and how well they cover it
+    (read under the passage's heading and, weaker, its document's title)."""
     heading = prepared.heading_terms
-    scored: list[tuple[float, int]] = []
+    title = prepared.title_terms
+    # A section whose heading alone is what was asked ("Dirección"): its sentences answer it.
+    heading_answers = index.coverage(query, heading) >= MIN_PASSAGE_COVERAGE
+    heading_only = index.coverage(query, heading, title)
+    how_many = _HOW_MANY_Q.search(fold(query.text)) is not None
+    scored: list[tuple[float, float, int]] = []  # (order, coverage, sentence)
+    fallback: list[tuple[float, float, int]] = []
     for i, present in enumerate(prepared.sentence_terms):
-        if not _type_ok(query.text, prepared.sentences[i]):
+        text = prepared.sentences[i]
+        if not _type_ok(query.text, text) or (how_many and not _counts_what_was_asked(query, text)):
             continue
-        if _HOW_MANY_Q.search(fold(query.text)) and not _counts_what_was_asked(
-            query, prepared.sentences[i]
-        ):
-            continue
-        if index.coverage(query, present) == 0.0:
-            continue
-        scored.append((_sentence_score(index, query, present, heading), i))
+        covered = index.coverage(query, present | heading, title)
+        # Within a passage, prefer the sentence that itself says what the heading does not.
+        order = covered + 0.05 * (covered - heading_only)
+        if index.coverage(query, present) > 0.0:
+            scored.append((order, covered, i))
+        elif heading_answers:
+            fallback.append((order, covered, i))
+    scored = scored or fallback[:1]
     if not scored:
         return [], 0.0
-    scored.sort(key=lambda pair: (-pair[0], pair[1]))
-    score, first = scored[0]
+    scored.sort(key=lambda item: (-item[0], item[2]))
+    best_order, covered, first = scored[0]
     chosen = [first]
-    # A second sentence when it adds to what the first covers, or the first is very short.
-    for _, other in scored[1:]:
+    for other_order, _, other in scored[1:]:
         if len(chosen) >= MAX_SENTENCES:
             break
         union = prepared.sentence_terms[first] | prepared.sentence_terms[other]
-        combined = _sentence_score(index, query, union, heading)
-        if combined > score + 0.05 or (
-            len(prepared.sentences[first]) < 60 and abs(other - first) == 1
+        combined = index.coverage(query, union | heading, title)
+        if (
+            other_order >= best_order - 0.005  # as good as the first: give both
+            or combined > covered + 0.05  # it adds what the first lacks
+            or (len(prepared.sentences[first]) < 60 and abs(other - first) == 1)
         ):
             chosen.append(other)
-            score = max(score, combined)
-    return sorted(chosen), score
-
-
-def _sentence_score(
-    index: KnowledgeIndex, query: Query, present: frozenset[str], heading: frozenset[str]
-) -> float:
-    """Coverage of the question by the sentence read under its heading; ties go to the sentence
-    that itself says what the heading does not (and then to the earlier one)."""
-    with_heading = index.coverage(query, present | heading)
-    beyond = index.coverage(query, present | heading) - index.coverage(query, heading)
-    return with_heading + 0.05 * beyond
+            covered = max(covered, combined)
+    return sorted(chosen), covered
 
 
 def passage_terms(text: str, language: str) -> frozenset[str]:

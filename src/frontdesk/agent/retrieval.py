@@ -33,10 +33,12 @@ RRF_K = 60
 SYNONYM_WEIGHT = 0.7
 TYPO_WEIGHT = 0.9
 EXTRA_WEIGHT = 0.3
+TITLE_CREDIT = 0.7
 
 # Verbs and nouns that every kind of question carries; on their own they ask nothing.
 GENERIC = frozenset(
-    """make come go goes going see say find use happen happens happened look give work way time
+    """make come go goes going see say find use leave morning afternoon night tonight tomorrow
+    today yesterday week thought thoughts happen happens happened look give work way time
     thing things question ask asking wondering wonder curious info information able
     possible allowed let help mean means available offer offers provide provides explain sure
     soon right exactly actually maybe currently usually normally also kind sort type tomorrow
@@ -57,6 +59,8 @@ FRAMES = [
     ),
     (re.compile(r"\bno[- ]?show\b"), " no-show "),
     (re.compile(r"\bin[- ]person\b"), " in-person "),
+    (re.compile(r"\be-?mail address\b"), " email "),
+    (re.compile(r"\b(?:forms?|methods?|ways?|types?|kinds?) of payment\b"), " payment "),
 ]
 
 
@@ -93,8 +97,9 @@ class _Prepared:
     language: str
     sentences: list[str]
     sentence_terms: list[frozenset[str]]
-    heading_terms: frozenset[str]
-    all_terms: frozenset[str]
+    heading_terms: frozenset[str]  # the section's heading path
+    title_terms: frozenset[str]  # the document's title
+    all_terms: frozenset[str]  # sentences and heading (not the title)
 
 
 @dataclass
@@ -140,19 +145,33 @@ class KnowledgeIndex:
             kept = [s for s in sentences(passage.text) if not is_instruction(s)]
             if not kept:
                 continue
-            heading = terms(f"{passage.title} {passage.section}", language)
+            heading = terms(passage.section, language)
+            title = terms(passage.title, language)
             sentence_terms = [frozenset(terms(s, language)) for s in kept]
             body = [t for s in kept for t in terms(s, language)]
-            documents.append(body + heading + terms(passage.section, language))
+            documents.append(body + heading + heading + title)
             all_terms = frozenset(heading).union(*sentence_terms)
             self.prepared.append(
-                _Prepared(passage, language, kept, sentence_terms, frozenset(heading), all_terms)
+                _Prepared(
+                    passage,
+                    language,
+                    kept,
+                    sentence_terms,
+                    frozenset(heading),
+                    frozenset(title) - frozenset(heading),
+                    all_terms,
+                )
             )
             for w in words(" ".join([passage.title, passage.section, *kept])):
                 if not is_stop(w, language) and len(w) >= 4 and not w.isdigit():
                     surfaces.setdefault(w[0], set()).add(w)
         self.bm25 = BM25(documents)
         self._surfaces = {k: sorted(v) for k, v in surfaces.items()}
+        stems: dict[str, set[str]] = {}
+        for term in self.bm25.postings:
+            if term and not term.isdigit():
+                stems.setdefault(term[0], set()).add(term)
+        self._stems = {k: sorted(v) for k, v in stems.items()}
         self.encoder = encoder
         self._vectors: list[list[float]] = []
         if encoder is not None and self.prepared:
@@ -185,6 +204,8 @@ class KnowledgeIndex:
             if self.bm25.document_frequency(base) == 0 and not word.isdigit():
                 for fixed in self._corrections(word):
                     variants.setdefault(stem(fixed, language), TYPO_WEIGHT)
+                for fixed in self._stem_corrections(base):
+                    variants.setdefault(fixed, TYPO_WEIGHT)
             for known in list(variants):
                 for other in related.get(known, ()):
                     variants.setdefault(other, SYNONYM_WEIGHT)
@@ -211,6 +232,16 @@ class KnowledgeIndex:
             for g in (*GENERIC, *stops)
             if abs(len(g) - len(word)) <= 1 and len(g) >= 4
         )
+
+    def _stem_corrections(self, base: str) -> list[str]:
+        """Known stems one edit away ("acept" for "accept"), for words whose forms differ."""
+        if len(base) < 4:
+            return []
+        return [
+            known
+            for known in self._stems.get(base[0], ())
+            if known != base and len(known) >= 4 and edit_distance_at_most(base, known, 1)
+        ]
 
     def _corrections(self, word: str) -> list[str]:
         if len(word) < 4:
@@ -249,7 +280,11 @@ class KnowledgeIndex:
         if self.encoder is not None and self._vectors:
             ranked = self._fused(query, ranked)
         return [
-            Hit(i, scores.get(i, 0.0), self.coverage(query, self.prepared[i].all_terms))
+            Hit(
+                i,
+                scores.get(i, 0.0),
+                self.coverage(query, self.prepared[i].all_terms, self.prepared[i].title_terms),
+            )
             for i in ranked[:limit]
         ]
 
@@ -265,14 +300,23 @@ class KnowledgeIndex:
         return sorted(fused, key=lambda i: (-fused[i], i))
 
     @staticmethod
-    def coverage(query: Query, present: frozenset[str]) -> float:
-        """Share of the question's weight that ``present`` mentions (synonyms count less)."""
+    def coverage(
+        query: Query, present: frozenset[str], weak: frozenset[str] = frozenset()
+    ) -> float:
+        """Share of the question's weight that ``present`` mentions (synonyms count less, and
+        words only in ``weak``, the document's title, count less again)."""
         total = query.total_weight
         if total <= 0:
             return 0.0
         got = 0.0
         for concept in query.concepts:
             credit = max((w for v, w in concept.variants.items() if v in present), default=0.0)
+            if weak:
+                credit = max(
+                    credit,
+                    TITLE_CREDIT
+                    * max((w for v, w in concept.variants.items() if v in weak), default=0.0),
+                )
             got += concept.weight * credit
         return got / total
 

@@ -37,6 +37,7 @@ phone number call telephone ring
 email e-mail mail
 fax faxes
 paperwork forms form intake questionnaire documents
+fill complete finish submit
 first new initial
 bring need
 medication medications meds medicine prescribe prescription prescriptions psychiatrist
@@ -69,6 +70,7 @@ estacionamiento estacionar parqueo aparcar
 video telesalud virtual linea zoom
 crisis emergencia urgencia suicidio suicida 988 911
 telefono llamar numero
+espanol espanola hablar habla hable hablan idioma bilingue
 espanol espanola
 terapeuta terapeutas consejero psicologo doctor clinico
 """

@@ -32,7 +32,7 @@ STOP_EN = _set(
     u ur pls plz please thanks thank hi hello hey ok okay just get got know tell need want
     like would much many any anything something someone somebody one ones really also still
     yes yeah im ive id dont cant wont isnt doesnt whats wheres hows
-    practice office clinic harbor light counseling there here us ya"""
+    practice office clinic harbor light counseling there here us ya will shall"""
 )
 STOP_ES = _set(
     """a al algo algun alguna algunas alguno algunos ante antes aqui asi aun bien cada como con
@@ -42,7 +42,8 @@ STOP_ES = _set(
     nosotros o otra otras otro otros para pero poco por porque puede pueden puedo que quien se
     sea ser si sin sobre solo son su sus tambien tan te tengo tiene tienen todo todos tu tus un
     una unas uno unos usted ustedes y ya yo hola gracias favor quiero quisiera saber necesito
-    ustedes consultorio clinica oficina cuanto cuanta cuantos cuantas"""
+    ustedes consultorio clinica oficina cuanto cuanta cuantos cuantas hago hacer hace haga
+    debo puedo podria"""
 )
 
 _SPANISH_HINTS = _set(
