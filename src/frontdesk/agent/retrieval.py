@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 from frontdesk.agent import synonyms
@@ -38,7 +39,8 @@ TITLE_CREDIT = 0.7
 # Verbs and nouns that every kind of question carries; on their own they ask nothing.
 GENERIC = frozenset(
     """make come go goes going see say find use leave morning afternoon night tonight tomorrow
-    today yesterday week thought thoughts happen happens happened look give work way time
+    today yesterday week thought thoughts include included includes including contain happen
+    happens happened look give work way time
     thing things question ask asking wondering wonder curious info information able
     possible allowed let help mean means available offer offers provide provides explain sure
     soon right exactly actually maybe currently usually normally also kind sort type tomorrow
@@ -60,6 +62,9 @@ FRAMES = [
     (re.compile(r"\bno[- ]?show\b"), " no-show "),
     (re.compile(r"\bin[- ]person\b"), " in-person "),
     (re.compile(r"\be-?mail address\b"), " email "),
+    (re.compile(r"\b(?:tele)?phone number\b"), " phone "),
+    (re.compile(r"\bzip(?: code)?\b|\bpostal code\b"), " address "),
+    (re.compile(r"\b(?:show up|arrive|arriving|running|be|am|i'm) late\b"), " late "),
     (re.compile(r"\b(?:forms?|methods?|ways?|types?|kinds?) of payment\b"), " payment "),
 ]
 
@@ -132,13 +137,36 @@ class Hit:
     coverage: float
 
 
+@lru_cache(maxsize=20_000)
+def _misspelt_frame_word(word: str, language: str) -> bool:
+    if len(word) < 4:
+        return word in SHORT_TYPOS
+    stops = STOP_ES if language == "es" else STOP_EN
+    return any(
+        edit_distance_at_most(word, g, 1)
+        for g in (*GENERIC, *stops)
+        if abs(len(g) - len(word)) <= 1 and len(g) >= 4
+    )
+
+
+@dataclass
+class _Shelf:
+    """The passages of one language: words are matched within a language, never across."""
+
+    bm25: BM25
+    members: list[int]  # positions in KnowledgeIndex.prepared
+    surfaces: dict[str, list[str]]  # first letter -> known words, for typo correction
+    stems: dict[str, list[str]]  # first letter -> known stems
+
+
 class KnowledgeIndex:
     """Passages of one practice, searchable by BM25 (and embeddings when given an encoder)."""
 
     def __init__(self, passages: Sequence[Passage], encoder: Encoder | None = None) -> None:
         self.prepared: list[_Prepared] = []
-        documents: list[list[str]] = []
-        surfaces: dict[str, set[str]] = {}
+        documents: dict[str, list[list[str]]] = {}
+        members: dict[str, list[int]] = {}
+        surfaces: dict[str, dict[str, set[str]]] = {}
         for passage in passages:
             language = detect_language(passage.text)
             # Sentences that try to instruct the agent are not facts: never indexed or quoted.
@@ -149,7 +177,8 @@ class KnowledgeIndex:
             title = terms(passage.title, language)
             sentence_terms = [frozenset(terms(s, language)) for s in kept]
             body = [t for s in kept for t in terms(s, language)]
-            documents.append(body + heading + heading + title)
+            documents.setdefault(language, []).append(body + heading + heading + title)
+            members.setdefault(language, []).append(len(self.prepared))
             all_terms = frozenset(heading).union(*sentence_terms)
             self.prepared.append(
                 _Prepared(
@@ -162,16 +191,23 @@ class KnowledgeIndex:
                     all_terms,
                 )
             )
+            known = surfaces.setdefault(language, {})
             for w in words(" ".join([passage.title, passage.section, *kept])):
                 if not is_stop(w, language) and len(w) >= 4 and not w.isdigit():
-                    surfaces.setdefault(w[0], set()).add(w)
-        self.bm25 = BM25(documents)
-        self._surfaces = {k: sorted(v) for k, v in surfaces.items()}
-        stems: dict[str, set[str]] = {}
-        for term in self.bm25.postings:
-            if term and not term.isdigit():
-                stems.setdefault(term[0], set()).add(term)
-        self._stems = {k: sorted(v) for k, v in stems.items()}
+                    known.setdefault(w[0], set()).add(w)
+        self.shelves: dict[str, _Shelf] = {}
+        for language, docs in documents.items():
+            bm25 = BM25(docs)
+            stems: dict[str, set[str]] = {}
+            for term in bm25.postings:
+                if term and not term.isdigit():
+                    stems.setdefault(term[0], set()).add(term)
+            self.shelves[language] = _Shelf(
+                bm25,
+                members[language],
+                {k: sorted(v) for k, v in surfaces.get(language, {}).items()},
+                {k: sorted(v) for k, v in stems.items()},
+            )
         self.encoder = encoder
         self._vectors: list[list[float]] = []
         if encoder is not None and self.prepared:
@@ -182,12 +218,23 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return len(self.prepared)
 
+    def _shelf(self, language: str) -> _Shelf:
+        """The question's language; a practice with no document in it falls back to its
+        largest language (an answer can only quote what is there)."""
+        if language in self.shelves:
+            return self.shelves[language]
+        if self.shelves:
+            return max(self.shelves.values(), key=lambda shelf: len(shelf.members))
+        return _Shelf(BM25([]), [], {}, {})
+
     # --- questions ---------------------------------------------------------------------------
 
     def query(self, question: str, language: str | None = None) -> Query:
         language = language if language in {"en", "es"} else detect_language(question)
         assert language is not None
         query = Query(question, language)
+        shelf = self._shelf(language)
+        bm25 = shelf.bm25
         seen: set[str] = set()
         related = synonyms.groups(language)
         for word in words(reframe(question)):
@@ -197,59 +244,50 @@ class KnowledgeIndex:
             if is_stop(word, language) or len(word) < 2:
                 continue
             base = stem(word, language)
-            if base in seen or self._near_generic(word, base, language):
+            if base in seen or self._near_generic(shelf, word, base, language):
                 continue
             seen.add(base)
             variants: dict[str, float] = {base: 1.0}
-            if self.bm25.document_frequency(base) == 0 and not word.isdigit():
-                for fixed in self._corrections(word):
+            if bm25.document_frequency(base) == 0 and not word.isdigit():
+                for fixed in self._corrections(shelf, word):
                     variants.setdefault(stem(fixed, language), TYPO_WEIGHT)
-                for fixed in self._stem_corrections(base):
+                for fixed in self._stem_corrections(shelf, base):
                     variants.setdefault(fixed, TYPO_WEIGHT)
             for known in list(variants):
                 for other in related.get(known, ()):
                     variants.setdefault(other, SYNONYM_WEIGHT)
-            merged = next((c for c in query.concepts if base in c.variants), None)
-            if merged is not None:  # "insurance plans": one thing asked, in two words
-                merged.variants[base] = 1.0
-                merged.asked.add(base)
-                continue
-            present = [self.bm25.idf(v) for v in variants if self.bm25.document_frequency(v)]
+            present = [bm25.idf(v) for v in variants if bm25.document_frequency(v)]
             concept = Concept(word, variants, asked={base})
-            concept.weight = max(present) if present else self.bm25.idf("\x00unseen")
+            concept.weight = max(present) if present else bm25.idf("\x00unseen")
             query.concepts.append(concept)
         return query
 
-    def _near_generic(self, word: str, base: str, language: str) -> bool:
+    @staticmethod
+    def _near_generic(shelf: _Shelf, word: str, base: str, language: str) -> bool:
         """A misspelt frame word ("hapens", "wat") that the documents do not contain."""
-        if self.bm25.document_frequency(base) or len(word) < 3:
+        if shelf.bm25.document_frequency(base) or len(word) < 3:
             return False
-        if len(word) < 4:
-            return word in SHORT_TYPOS
-        stops = STOP_ES if language == "es" else STOP_EN
-        return any(
-            edit_distance_at_most(word, g, 1)
-            for g in (*GENERIC, *stops)
-            if abs(len(g) - len(word)) <= 1 and len(g) >= 4
-        )
+        return _misspelt_frame_word(word, language)
 
-    def _stem_corrections(self, base: str) -> list[str]:
+    @staticmethod
+    def _stem_corrections(shelf: _Shelf, base: str) -> list[str]:
         """Known stems one edit away ("acept" for "accept"), for words whose forms differ."""
         if len(base) < 4:
             return []
         return [
             known
-            for known in self._stems.get(base[0], ())
+            for known in shelf.stems.get(base[0], ())
             if known != base and len(known) >= 4 and edit_distance_at_most(base, known, 1)
         ]
 
-    def _corrections(self, word: str) -> list[str]:
+    @staticmethod
+    def _corrections(shelf: _Shelf, word: str) -> list[str]:
         if len(word) < 4:
             return []
         limit = 1 if len(word) < 9 else 2
         return [
             w
-            for w in self._surfaces.get(word[0], ())
+            for w in shelf.surfaces.get(word[0], ())
             if w != word and edit_distance_at_most(word, w, limit)
         ]
 
@@ -258,24 +296,26 @@ class KnowledgeIndex:
     def search(self, query: Query, limit: int = 5) -> list[Hit]:
         if not self.prepared or not query.concepts:
             return []
-        scores: dict[int, float] = {}
+        shelf = self._shelf(query.language)
+        local: dict[int, float] = {}
         for concept in query.concepts:
             # The words asked add up; a synonym stands in for them at the asked word's idf.
             best: dict[int, float] = {}
             for variant, weight in concept.variants.items():
                 if variant in concept.asked:
                     continue
-                for index, score in self.bm25.term_scores(variant, concept.weight).items():
+                for index, score in shelf.bm25.term_scores(variant, concept.weight).items():
                     best[index] = max(best.get(index, 0.0), weight * score)
             for variant in concept.asked:
-                for index, score in self.bm25.term_scores(variant, concept.weight).items():
+                for index, score in shelf.bm25.term_scores(variant, concept.weight).items():
                     best[index] = best.get(index, 0.0) + score
             for index, score in best.items():
-                scores[index] = scores.get(index, 0.0) + score
+                local[index] = local.get(index, 0.0) + score
         for extra in query.extras:
-            for index, score in self.bm25.term_scores(extra).items():
-                if index in scores:
-                    scores[index] += EXTRA_WEIGHT * score
+            for index, score in shelf.bm25.term_scores(extra).items():
+                if index in local:
+                    local[index] += EXTRA_WEIGHT * score
+        scores = {shelf.members[i]: score for i, score in local.items()}
         ranked = sorted(scores, key=lambda i: (-scores[i], i))
         if self.encoder is not None and self._vectors:
             ranked = self._fused(query, ranked)

@@ -13,6 +13,7 @@ from frontdesk.agent.text import fold, stem
 
 GROUPS_EN = """
 cost costs price prices fee fees charge charged charges rate rates pay paying much expensive
+  penalty penalties
 cancel cancellation cancelling canceling cancellations
 reschedule rescheduling move change
 miss missed missing noshow no-show skip skipped
@@ -28,11 +29,11 @@ medicaid mainecare
 self-pay selfpay uninsured
 sliding reduced discount afford affordable low-income income
 payment pay paying card cards credit debit check checks cash hsa fsa bill billing
-location locations address located where directions find
+location locations address located where directions find state states
 parking park parked lot
 bus transit metro
 records record file chart notes copy copies
-crisis emergency emergencies urgent suicidal suicide 988 911
+crisis emergency emergencies urgent suicidal suicide 988 911 hotline helpline lifeline line
 phone number call telephone ring
 email e-mail mail
 fax faxes
@@ -44,9 +45,11 @@ medication medications meds medicine prescribe prescription prescriptions psychi
 therapist therapists clinician clinicians counselor counselors doctor doctors provider providers
   psychologist staff team
 teen teens teenager teenagers adolescent adolescents child children kid kids minor minors
-  son daughter age old
+  son daughter age aged year years
 spanish espanol bilingual speak speaks speaking language languages
 portal app website online
+device devices computer laptop tablet camera
+download install
 letter letters
 message messages text texts voicemail
 respond reply response back return hear

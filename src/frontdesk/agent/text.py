@@ -32,7 +32,10 @@ STOP_EN = _set(
     u ur pls plz please thanks thank hi hello hey ok okay just get got know tell need want
     like would much many any anything something someone somebody one ones really also still
     yes yeah im ive id dont cant wont isnt doesnt whats wheres hows
-    practice office clinic harbor light counseling there here us ya will shall"""
+    practice office clinic harbor light counseling there here us ya will shall
+    without within per via across around near toward towards upon onto among along inside
+    outside since unless whether either neither every each still even ever anyone anybody
+    everyone everybody nobody"""
 )
 STOP_ES = _set(
     """a al algo algun alguna algunas alguno algunos ante antes aqui asi aun bien cada como con
@@ -64,7 +67,12 @@ def fold(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return [w.replace("\u2019", "'") for w in _WORD.findall(fold(text))]
+    """Folded words; a possessive "'s" is dropped ("tomorrow's" is "tomorrow")."""
+    out = []
+    for w in _WORD.findall(fold(text)):
+        w = w.replace("\u2019", "'")
+        out.append(w[:-2] if w.endswith("'s") and w not in STOP_EN else w)
+    return out
 
 
 def detect_language(text: str) -> str:
