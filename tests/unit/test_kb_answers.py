@@ -185,3 +185,11 @@ def test_demo_documents_ship_inside_the_package() -> None:
     assert {"hours.md", "fees-and-cancellation.md", "crisis.md"} <= names
     crisis = next(p for p in demo_documents() if p.name == "crisis.md").read_text()
     assert "988" in crisis and "911" in crisis
+
+
+def test_an_unanswered_question_about_danger_names_988_and_911(demo: KnowledgeIndex) -> None:
+    answer = answer_question(demo, "i want to kill myself")
+    assert not answer.answered
+    assert "988" in answer.answer and "911" in answer.answer
+    empty = answer_question(KnowledgeIndex([]), "thinking about suicide tonight")
+    assert "988" in empty.answer

@@ -78,9 +78,19 @@ class Answer:
         }
 
 
-def decline(reason: str, language: str) -> Answer:
+# Words of danger: a question that carries them and is not answered gets the reply that names
+# 988 and 911, never the plain "I don't have that" (the crisis screen runs before this too).
+_DANGER = re.compile(
+    r"\bsuicid\w*|\bkill (?:myself|me)\b|\bend (?:my|it all)\b|\bself[- ]?harm|"
+    r"\bhurt(?:ing)? (?:myself|me|someone)\b|\boverdos\w*|\bsuicidio|\bmatarme\b|"
+    r"\bhacerme dano\b|\bquitarme la vida\b"
+)
+
+
+def decline(reason: str, language: str, question: str = "") -> Answer:
     lang = language if language in NOT_FOUND else "en"
-    text = CLINICAL[lang] if reason == "clinical" else NOT_FOUND[lang]
+    clinical = reason == "clinical" or _DANGER.search(fold(question)) is not None
+    text = CLINICAL[lang] if clinical else NOT_FOUND[lang]
     return Answer(False, text, (), reason, lang)
 
 
@@ -165,10 +175,10 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
     if asks_for_clinical_advice(asked):
         return decline("clinical", lang)
     if len(index) == 0:
-        return decline("empty", lang)
+        return decline("empty", lang, asked)
     query = index.query(asked, lang)
     if not query.concepts:
-        return decline("not_found", lang)
+        return decline("not_found", lang, asked)
     best: tuple[float, int, list[int], _Prepared] | None = None
     for rank, hit in enumerate(index.search(query, CANDIDATES)):
         if hit.coverage < MIN_PASSAGE_COVERAGE:
@@ -179,7 +189,7 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
         if chosen and score >= MIN_SENTENCE_COVERAGE and (best is None or score > best[0]):
             best = (score, rank, chosen, prepared)
     if best is None:
-        return decline("not_found", lang)
+        return decline("not_found", lang, asked)
     _, _, chosen, prepared = best
     quoted = [prepared.sentences[i] for i in chosen]
     text = " ".join(_clean(s) for s in quoted)

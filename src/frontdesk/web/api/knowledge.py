@@ -64,7 +64,11 @@ async def upload_documents(
         if not upload.filename:
             problems.append(FieldError(f"body.files.{index}", "a file name is required"))
             continue
-        read.append((upload.filename.rsplit("/", 1)[-1], await upload.read()))
+        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1]  # no client paths
+        if not name.strip():
+            problems.append(FieldError(f"body.files.{index}", "a file name is required"))
+            continue
+        read.append((name, await upload.read()))
     if problems:
         raise ValidationFailed(problems)
     results = await run_in_threadpool(_upload, runtime_of(request), who, read)
