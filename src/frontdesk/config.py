@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         default="America/New_York", description="Timezone given to a newly created practice."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    kb_max_document_bytes: int = Field(
+        default=20_000_000, ge=1024, description="Largest file `frontdesk kb add` accepts."
+    )
+    kb_embeddings: bool = Field(
+        default=True,
+        description="Fuse sentence embeddings with BM25 when the embeddings extra is installed.",
+    )
     reminder_policy: ReminderPolicy = Field(
         default_factory=ReminderPolicy,
         description="Default reminder policy for practices that have not set their own.",

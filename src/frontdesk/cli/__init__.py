@@ -10,6 +10,7 @@ from __future__ import annotations
 from frontdesk.cli import (
     database,
     importing,
+    knowledge,
     listing,
     messaging,
     practices,
@@ -22,6 +23,7 @@ __all__ = [
     "app",
     "database",
     "importing",
+    "knowledge",
     "listing",
     "main",
     "messaging",

@@ -18,6 +18,7 @@ from frontdesk.domain.appointments import AppointmentStatus, Confirmation
 from frontdesk.domain.intake import AppointmentIn, ClinicianIn, LocationIn, PatientIn, PatientRef
 from frontdesk.domain.reminders import ReminderPolicy
 from frontdesk.services.appointments import upsert_appointment
+from frontdesk.services.knowledge import seed_demo_documents
 from frontdesk.services.lookups import IntakeCache, PatientKey
 from frontdesk.services.patients import upsert_patient
 from frontdesk.services.reminders import Planning
@@ -200,4 +201,5 @@ def seed_demo(
             planning=planning,
             cache=cache,
         )
+    seed_demo_documents(session, practice)  # the practice's policies, for grounded answers
     return len(SCHEDULE)

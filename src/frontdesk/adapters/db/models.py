@@ -462,4 +462,5 @@ __all__ = [
 from frontdesk.adapters.db import (  # noqa: E402, F401
     channel_models,
     handoff_models,
+    knowledge_models,
 )

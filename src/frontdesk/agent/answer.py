@@ -1,0 +1,252 @@
+"""Extractive, cited answers from a practice's documents, or an honest "I don't have that".
+
+The answer is made only of sentences copied from retrieved passages; nothing is generated. It is
+given only when a passage covers what the question asks (weighted by how specific each word is)
+and a sentence in it has the kind of fact asked for (an amount for "how much", a time or day for
+"when", a number for "what number"). Otherwise the agent says the documents don't have it and
+offers a person. Questions asking for clinical advice are declined towards the clinician; text
+that tries to instruct the agent is ignored (dropped from questions, never quoted from documents).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
+from frontdesk.agent.retrieval import KnowledgeIndex, Query, _Prepared
+from frontdesk.agent.text import detect_language, fold, sentences, stem, terms, words
+
+# Calibrated on the dev split of tests/eval/answers (see docs/QUALITY-answers.md).
+MIN_PASSAGE_COVERAGE = 0.5
+MIN_SENTENCE_COVERAGE = 0.6
+MAX_SENTENCES = 2
+RANK_PENALTY = 0.01
+CANDIDATES = 5
+
+NOT_FOUND = {
+    "en": (
+        "I'm sorry, I don't have that information in the practice's documents, and I don't "
+        "want to guess. Someone from the front desk can help: reply here and a person will "
+        "follow up."
+    ),
+    "es": (
+        "Lo siento, esa información no está en los documentos de la consulta y no quiero "
+        "adivinar. Alguien de la recepción puede ayudarle: responda aquí y una persona le "
+        "contactará."
+    ),
+}
+CLINICAL = {
+    "en": (
+        "I can't give clinical or medical advice. Please talk with your clinician about this; "
+        "the front desk can help you reach them or book a session. If you are in crisis, call or "
+        "text 988, or call 911 in an emergency."
+    ),
+    "es": (
+        "No puedo dar consejos clínicos ni médicos. Hable de esto con su terapeuta; la recepción "
+        "puede ayudarle a comunicarse o a reservar una sesión. Si está en crisis, llame o envíe "
+        "un mensaje al 988, o llame al 911 en una emergencia."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Citation:
+    source: str
+    section: str
+    text: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source": self.source, "section": self.section, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Answer:
+    answered: bool
+    answer: str
+    citations: tuple[Citation, ...]
+    reason: str  # answered | not_found | clinical | instruction | empty
+    language: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The public shape: exactly ``answered``, ``answer`` and ``citations``."""
+        return {
+            "answered": self.answered,
+            "answer": self.answer,
+            "citations": [c.as_dict() for c in self.citations],
+        }
+
+
+# Words of danger: a question that carries them and is not answered gets the reply that names
+# 988 and 911, never the plain "I don't have that" (the crisis screen runs before this too).
+_DANGER = re.compile(
+    r"\bsuicid\w*|\bkill (?:myself|me)\b|\bend (?:my|it all)\b|\bself[- ]?harm|"
+    r"\bhurt(?:ing)? (?:myself|me|someone)\b|\boverdos\w*|\bsuicidio|\bmatarme\b|"
+    r"\bhacerme dano\b|\bquitarme la vida\b"
+)
+
+
+def decline(reason: str, language: str, question: str = "") -> Answer:
+    lang = language if language in NOT_FOUND else "en"
+    clinical = reason == "clinical" or _DANGER.search(fold(question)) is not None
+    text = CLINICAL[lang] if clinical else NOT_FOUND[lang]
+    return Answer(False, text, (), reason, lang)
+
+
+# --- what kind of fact the question wants ------------------------------------------------------
+
+_MONEY_Q = re.compile(
+    r"\bhow much\b|^(?:what|whats|what's)\b.*\b(?:cost|costs|price|fee|rate)\b|\bcuant[oa]\b|"
+    r"^(?:cual|que) es (?:el|la) (?:precio|costo|tarifa)"
+)
+_MONEY_A = re.compile(
+    r"\$\s?\d|\d+\s?(?:dollars|dolares|usd)|\bfree\b|\bgratis\b|\bgratuit|"
+    r"\bno (?:charge|cost)\b|\bwaived\b|\bsin costo\b"
+)
+_TIME_Q = re.compile(
+    r"\bwhen\b|\bwhat time\b|\bhow long\b|\bhow soon\b|\bhours\b|\bcuando\b|"
+    r"\bque hora\b|\bhorario"
+)
+_TIME_A = re.compile(
+    r"\d+[\s-]*(?:minutes?|hours?|days?|business days?|weeks?|months?|years?|a\.m\.|p\.m\.|am|pm|"
+    r"minutos?|horas?|dias?|semanas?)\b|\d{1,2}:\d{2}|"
+    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"weekday|weekend|daily|lunes|martes|miercoles|jueves|viernes|sabado|"
+    r"domingo|before|after|within|closed|cerrad[oa]|day|days|dia|dias|"
+    r"next|same|each|every|upon|during|cada)\b"
+)
+_NUMBER_Q = re.compile(
+    r"\b(?:number|fax|numero)\b|^(?:what|whats|what's|cual|which)\b.*\b(?:phone|telefono)\b"
+)
+_NUMBER_A = re.compile(r"\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}|\b(?:988|911)\b")
+
+
+_HOW_MANY_Q = re.compile(r"\bhow many\b|\bcuant[oa]s\b")
+
+
+def _counts_what_was_asked(query: Query, sentence_text: str) -> bool:
+    """For "how many X": a number right before X (or a word standing for it)."""
+    tokens = words(sentence_text)
+    wanted = {v for c in query.concepts for v in c.variants}
+    for position, token in enumerate(tokens):
+        if token.isdigit() and any(
+            stem(t, query.language) in wanted for t in tokens[position + 1 : position + 4]
+        ):
+            return True
+    return False
+
+
+_ADDRESS_Q = re.compile(r"\baddress\b|\bdireccion\b|^where(?: is|'s| are)\b|^donde (?:esta|queda)")
+_ADDRESS_A = re.compile(
+    r"\b\d{1,5}\s+\w+(?:\s+\w+)?\s+(?:st|street|ave|avenue|rd|road|blvd|lane|way|drive|dr)\b"
+)
+
+
+def _type_ok(question: str, sentence_text: str) -> bool:
+    q, a = fold(question).strip(" ¿¡"), fold(sentence_text)
+    if _ADDRESS_Q.search(q) and "email" not in q and not _ADDRESS_A.search(a):
+        return False
+    if _MONEY_Q.search(q) and not _MONEY_A.search(a):
+        return False
+    if _NUMBER_Q.search(q) and not _NUMBER_A.search(a):
+        return False
+    return not (_TIME_Q.search(q) and not _TIME_A.search(a))
+
+
+# --- answering ---------------------------------------------------------------------------------
+
+
+def strip_instructions(question: str) -> str:
+    """The question without any sentence that tries to instruct the agent."""
+    kept = [s for s in sentences(question.replace("\n", " ")) if not is_instruction(s)]
+    if not kept and not is_instruction(question):
+        return question
+    return " ".join(kept)
+
+
+def answer_question(index: KnowledgeIndex, question: str, language: str | None = None) -> Answer:
+    question = " ".join(question.split())[:1000]
+    lang = language if language in {"en", "es"} else detect_language(question)
+    assert lang is not None
+    asked = strip_instructions(question)
+    if not asked.strip():
+        return decline("instruction", lang)
+    if asks_for_clinical_advice(asked):
+        return decline("clinical", lang)
+    if len(index) == 0:
+        return decline("empty", lang, asked)
+    query = index.query(asked, lang)
+    if not query.concepts:
+        return decline("not_found", lang, asked)
+    best: tuple[float, int, list[int], _Prepared] | None = None
+    for rank, hit in enumerate(index.search(query, CANDIDATES)):
+        if hit.coverage < MIN_PASSAGE_COVERAGE:
+            continue
+        prepared = index.prepared[hit.index]
+        chosen, score = _sentences_for(index, query, prepared)
+        score -= RANK_PENALTY * rank
+        if chosen and score >= MIN_SENTENCE_COVERAGE and (best is None or score > best[0]):
+            best = (score, rank, chosen, prepared)
+    if best is None:
+        return decline("not_found", lang, asked)
+    _, _, chosen, prepared = best
+    quoted = [prepared.sentences[i] for i in chosen]
+    text = " ".join(_clean(s) for s in quoted)
+    citation = Citation(prepared.passage.source, prepared.passage.section, text)
+    return Answer(True, text, (citation,), "answered", lang)
+
+
+def _clean(sentence: str) -> str:
+    return re.sub(r"^[-*•]\s+", "", sentence).strip()
+
+
+def _sentences_for(
+    index: KnowledgeIndex, query: Query, prepared: _Prepared
+) -> tuple[list[int], float]:
+    """The best one or two sentences of a passage for the query, and how well they cover it
+    (read under the passage's heading and, weaker, its document's title)."""
+    heading = prepared.heading_terms
+    title = prepared.title_terms
+    # A section whose heading alone is what was asked ("Dirección"): its sentences answer it.
+    heading_answers = index.coverage(query, heading) >= MIN_PASSAGE_COVERAGE
+    heading_only = index.coverage(query, heading, title)
+    how_many = _HOW_MANY_Q.search(fold(query.text)) is not None
+    scored: list[tuple[float, float, int]] = []  # (order, coverage, sentence)
+    fallback: list[tuple[float, float, int]] = []
+    for i, present in enumerate(prepared.sentence_terms):
+        text = prepared.sentences[i]
+        if not _type_ok(query.text, text) or (how_many and not _counts_what_was_asked(query, text)):
+            continue
+        covered = index.coverage(query, present | heading, title)
+        # Within a passage, prefer the sentence that itself says what the heading does not.
+        order = covered + 0.05 * (covered - heading_only)
+        if index.coverage(query, present) > 0.0:
+            scored.append((order, covered, i))
+        elif heading_answers:
+            fallback.append((order, covered, i))
+    scored = scored or fallback[:1]
+    if not scored:
+        return [], 0.0
+    scored.sort(key=lambda item: (-item[0], item[2]))
+    best_order, covered, first = scored[0]
+    single = covered
+    chosen = [first]
+    for other_order, _, other in scored[1:]:
+        if len(chosen) >= MAX_SENTENCES:
+            break
+        union = prepared.sentence_terms[first] | prepared.sentence_terms[other]
+        combined = index.coverage(query, union | heading, title)
+        if (
+            other_order >= best_order - 0.005  # as good as the first: give both
+            or combined > covered + 0.05  # it adds what the first lacks
+            or (len(prepared.sentences[first]) < 60 and abs(other - first) == 1)
+        ):
+            chosen.append(other)
+            covered = max(covered, combined)
+    # One sentence that says it all beats two that say it together.
+    return sorted(chosen), single + 0.5 * (covered - single)
+
+
+def passage_terms(text: str, language: str) -> frozenset[str]:
+    return frozenset(terms(text, language))
