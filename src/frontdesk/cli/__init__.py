@@ -7,10 +7,20 @@ finished but rejected some rows (they are listed and kept).
 from __future__ import annotations
 
 # Importing the command modules registers their commands on ``app``.
-from frontdesk.cli import database, importing, listing, practices, reminders, serving
+from frontdesk.cli import database, importing, listing, practices, reminders, serving, webhooks
 from frontdesk.cli.common import app
 
-__all__ = ["app", "database", "importing", "listing", "main", "practices", "reminders", "serving"]
+__all__ = [
+    "app",
+    "database",
+    "importing",
+    "listing",
+    "main",
+    "practices",
+    "reminders",
+    "serving",
+    "webhooks",
+]
 
 
 def main() -> None:

@@ -68,6 +68,7 @@ def serve(
         stop = threading.Event()
         web = create_app(settings, runtime)
         thread = _start_worker(runtime, stop, web.state.dispatch_metrics) if worker else None
+        hooks = _start_webhooks(runtime, stop) if worker else None
         try:
             uvicorn.run(
                 web,
@@ -80,6 +81,8 @@ def serve(
             stop.set()
             if thread is not None:
                 thread.join(timeout=30)
+            if hooks is not None:
+                hooks.join(timeout=30)
 
 
 def _dispatcher(runtime: Runtime, **overrides: Any) -> Any:
@@ -98,6 +101,12 @@ def _dispatcher(runtime: Runtime, **overrides: Any) -> Any:
         settings=DispatchSettings(**values),
         metrics=metrics,
     )
+
+
+def _start_webhooks(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    from frontdesk.services.webhook_delivery import start_thread
+
+    return start_thread(runtime, stop)
 
 
 def _start_worker(runtime: Runtime, stop: threading.Event, metrics: Any) -> threading.Thread:
@@ -128,7 +137,8 @@ def worker(
     poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Dispatch due reminders until stopped (any number of workers may share PostgreSQL)."""
+    """Dispatch due reminders and outbound webhooks until stopped (any number of workers may
+    share PostgreSQL)."""
     import signal
 
     with opened() as runtime:
@@ -148,6 +158,9 @@ def worker(
                     total[key] = total.get(key, 0) + value
                 if report.claimed == 0:
                     break
+            from frontdesk.services.webhook_delivery import deliver_due
+
+            total["webhooks_delivered"] = deliver_due(runtime).delivered
             if as_json:
                 print_json(total)
             else:
@@ -156,10 +169,12 @@ def worker(
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         err.print(f"worker {dispatcher.worker_id} dispatching; Ctrl-C to stop", markup=False)
+        hooks = _start_webhooks(runtime, stop)
         try:
             dispatcher.run(stop, poll_interval)
         except KeyboardInterrupt:
             stop.set()
+        hooks.join(timeout=30)
 
 
 def _is_loopback(host: str) -> bool:
