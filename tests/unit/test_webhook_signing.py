@@ -122,7 +122,12 @@ def test_missing_or_malformed_headers_are_rejected() -> None:
     with pytest.raises(SignatureError):
         verify(secret, {**good, "webhook-signature": "v1,not-base64!!"}, BODY, now=now)
     with pytest.raises(SignatureError):
-        verify(secret, {**good, "webhook-signature": "v2," + good["webhook-signature"][3:]}, BODY, now=now)
+        verify(
+            secret,
+            {**good, "webhook-signature": "v2," + good["webhook-signature"][3:]},
+            BODY,
+            now=now,
+        )
 
 
 def test_any_of_several_signatures_or_secrets_may_match() -> None:
