@@ -3,17 +3,27 @@ on loopback that answers 200, 500, 410, slowly, or not at all; on SQLite and Pos
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
-from frontdesk.adapters.db.models import Appointment, AuditEvent, Patient, Practice, ReviewItem
+from frontdesk.adapters.db.models import (
+    Appointment,
+    AuditEvent,
+    Patient,
+    Practice,
+    Reminder,
+    ReviewItem,
+)
 from frontdesk.adapters.db.webhook_models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -21,7 +31,7 @@ from frontdesk.adapters.db.webhook_models import (
     WebhookEvent,
 )
 from frontdesk.bootstrap import Runtime
-from frontdesk.domain.webhooks import EndpointIn
+from frontdesk.domain.webhooks import EVENT_TYPES, EndpointIn
 from frontdesk.services import events, webhooks
 from frontdesk.services.webhook_delivery import DeliverySettings, WebhookDeliverer
 from webhook_receiver import Receiver, receiving
@@ -456,3 +466,45 @@ def test_redelivery_sends_the_same_event_again(runtime: Runtime, receiver: Recei
         listed = webhooks.list_deliveries(session, practice, event_id=delivery.event_id)
     [view] = listed["deliveries"]
     assert view["state"] == "delivered" and len(view["attempt_log"]) == 2
+
+
+def test_every_documented_payload_shape_publishes(runtime: Runtime) -> None:
+    [appointment_id] = add_appointments(runtime, 1)
+    with runtime.transaction() as session:
+        appointment = session.get(Appointment, appointment_id)
+        assert appointment is not None
+        patient = appointment.patient
+        reminder = Reminder(
+            practice_id=appointment.practice_id,
+            appointment=appointment,
+            patient=patient,
+            kind="stage",
+            stage="24h",
+            planned_start=appointment.start_at,
+            channel="sms",
+            due_at=appointment.start_at - timedelta(hours=24),
+            state="failed",
+        )
+        session.add(reminder)
+        session.flush()
+        shapes = {
+            "appointment.confirmed": events.appointment_data(appointment),
+            "conversation.handoff": events.handoff_data(
+                9, "sms", patient, reason="crisis", urgent=True
+            ),
+            "reminder.failed": events.reminder_failed_data(reminder, reason="undeliverable"),
+            "patient.opted_out": events.opted_out_data(patient, "sms"),
+            "action.completed": events.action_completed_data("superbill", 4, "succeeded", None),
+        }
+        for type, data in shapes.items():
+            event = events.publish(
+                session, appointment.practice_id, type, data, appointment_id=appointment_id
+            )
+            body = json.loads(events.body_of(event))
+            assert body["type"] == type and body["data"] == data
+    assert documented_types() == set(EVENT_TYPES)
+
+
+def documented_types() -> set[str]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "WEBHOOKS.md").read_text()
+    return set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", text, flags=re.MULTILINE))

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from frontdesk.adapters.db.models import Appointment
+from frontdesk.adapters.db.models import Appointment, Patient, Reminder
 from frontdesk.adapters.db.webhook_models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from frontdesk.domain.times import iso, now_utc
 from frontdesk.domain.webhooks import EVENT_TYPES
@@ -132,9 +132,48 @@ def appointment_data(appointment: Appointment, **extra: Any) -> dict[str, Any]:
     return data
 
 
-def _patient_ref(appointment: Appointment) -> dict[str, Any]:
-    patient = appointment.patient
+def handoff_data(
+    conversation_id: int, channel: str, patient: Patient | None, *, reason: str, urgent: bool
+) -> dict[str, Any]:
+    """``conversation.handoff``: ``reason`` is a code (``crisis``, ``clinical``, ``asked``…)."""
+    return {
+        "conversation": {"id": conversation_id, "channel": channel},
+        "patient": patient_ref(patient) if patient is not None else None,
+        "reason": reason,
+        "urgent": urgent,
+    }
+
+
+def reminder_failed_data(reminder: Reminder, *, reason: str) -> dict[str, Any]:
+    """``reminder.failed``: ``reason`` is a short code or provider error code, no PHI."""
+    return appointment_data(
+        reminder.appointment,
+        reminder={"id": reminder.id, "stage": reminder.stage, "channel": reminder.channel},
+        reason=reason,
+    )
+
+
+def opted_out_data(patient: Patient, channel: str) -> dict[str, Any]:
+    """``patient.opted_out``."""
+    return {"patient": patient_ref(patient), "channel": channel}
+
+
+def action_completed_data(
+    action_key: str, run_id: int, status: str, patient: Patient | None
+) -> dict[str, Any]:
+    """``action.completed``: the action's key, its run and how it ended."""
+    return {
+        "action": {"key": action_key, "run_id": run_id, "status": status},
+        "patient": patient_ref(patient) if patient is not None else None,
+    }
+
+
+def patient_ref(patient: Patient) -> dict[str, Any]:
     return {"id": patient.id, "source": patient.source, "external_id": patient.external_id}
+
+
+def _patient_ref(appointment: Appointment) -> dict[str, Any]:
+    return patient_ref(appointment.patient)
 
 
 def _refuse_phi(value: Any, path: str = "data") -> None:
