@@ -7,20 +7,11 @@ finished but rejected some rows (they are listed and kept).
 from __future__ import annotations
 
 # Importing the command modules registers their commands on ``app``.
-from frontdesk.cli import database, importing, listing, practices, reminders, serving, webhooks
+import frontdesk.cli.webhooks  # noqa: F401  (registers `frontdesk webhooks`)
+from frontdesk.cli import database, importing, listing, practices, reminders, serving
 from frontdesk.cli.common import app
 
-__all__ = [
-    "app",
-    "database",
-    "importing",
-    "listing",
-    "main",
-    "practices",
-    "reminders",
-    "serving",
-    "webhooks",
-]
+__all__ = ["app", "database", "importing", "listing", "main", "practices", "reminders", "serving"]
 
 
 def main() -> None:

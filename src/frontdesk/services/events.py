@@ -58,7 +58,9 @@ def publish(
     """Record an event and one pending delivery per enabled endpoint that wants ``type``.
 
     Call inside the transaction that makes the change. ``appointment_id`` orders deliveries:
-    an endpoint receives the events of one appointment in the order they were published.
+    an endpoint receives the events of one appointment in the order of their ids. Publish after
+    writing the appointment row, so concurrent changes to one appointment (which wait on that
+    row's lock) also take their event ids in commit order.
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}")
