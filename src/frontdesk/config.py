@@ -82,6 +82,50 @@ class Settings(BaseSettings):
         default=True,
         description="Fuse sentence embeddings with BM25 when the embeddings extra is installed.",
     )
+    webhook_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        description="Outbound webhooks: how long to wait for an endpoint to answer (seconds).",
+    )
+    webhook_max_attempts: int = Field(
+        default=16,
+        ge=1,
+        le=100,
+        description="Outbound webhooks: attempts per delivery before it is marked dead.",
+    )
+    webhook_backoff_base_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Outbound webhooks: delay before the first retry; doubles with each retry.",
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=21600.0,
+        gt=0,
+        description="Outbound webhooks: longest delay between two retries (seconds).",
+    )
+    webhook_disable_after_failures: int = Field(
+        default=20,
+        ge=1,
+        description="Outbound webhooks: consecutive failed attempts that disable an endpoint "
+        "(together with webhook_disable_after_hours).",
+    )
+    webhook_disable_after_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="Outbound webhooks: an endpoint is disabled only once it has been failing "
+        "for at least this long.",
+    )
+    webhook_allow_http: bool = Field(
+        default=False,
+        description="Outbound webhooks: allow plain http:// endpoint URLs beyond loopback.",
+    )
+    webhook_inbound_tolerance_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="Signed inbound webhooks: how far a webhook-timestamp may be from our clock.",
+    )
     reminder_policy: ReminderPolicy = Field(
         default_factory=ReminderPolicy,
         description="Default reminder policy for practices that have not set their own.",

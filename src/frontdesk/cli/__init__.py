@@ -16,6 +16,7 @@ from frontdesk.cli import (
     practices,
     reminders,
     serving,
+    webhooks,
 )
 from frontdesk.cli.common import app
 
@@ -30,6 +31,7 @@ __all__ = [
     "practices",
     "reminders",
     "serving",
+    "webhooks",
 ]
 
 

@@ -100,9 +100,16 @@ def _dispatcher(runtime: Runtime, **overrides: Any) -> Any:
     )
 
 
+def _start_webhooks(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    from frontdesk.services.webhook_delivery import start_thread
+
+    return start_thread(runtime, stop)
+
+
 def _start_worker(runtime: Runtime, stop: threading.Event, metrics: Any) -> list[threading.Thread]:
-    """The reminder dispatcher, and the other chores (queued messages, inbound retries), each
-    in its own thread so a slow provider on one never holds up the other."""
+    """The reminder dispatcher, the outbound webhook deliverer, and the other chores (queued
+    messages, staff alerts, inbound retries), each in its own thread so a slow provider on one
+    never holds up the others."""
     from frontdesk.services.chores import Chores
 
     dispatcher = _dispatcher(runtime, metrics=metrics)
@@ -115,6 +122,7 @@ def _start_worker(runtime: Runtime, stop: threading.Event, metrics: Any) -> list
     ]
     for thread in threads:
         thread.start()
+    threads.append(_start_webhooks(runtime, stop))
     return threads
 
 
@@ -137,8 +145,8 @@ def worker(
     poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Dispatch due reminders and queued messages until stopped (any number of workers may
-    share PostgreSQL)."""
+    """Dispatch due reminders, queued messages and outbound webhooks until stopped (any number
+    of workers may share PostgreSQL)."""
     import signal
 
     from frontdesk.services.chores import Chores
@@ -164,6 +172,9 @@ def worker(
             total["messages"] = 0
             while (done := chores.run_once()) > 0:
                 total["messages"] += done
+            from frontdesk.services.webhook_delivery import deliver_due
+
+            total["webhooks_delivered"] = deliver_due(runtime).delivered
             if as_json:
                 print_json(total)
             else:
@@ -176,6 +187,7 @@ def worker(
             target=Chores(runtime).run, args=(stop, poll_interval), name="frontdesk-chores"
         )
         chores_thread.start()
+        hooks = _start_webhooks(runtime, stop)
         try:
             dispatcher.run(stop, poll_interval)
         except KeyboardInterrupt:
@@ -183,6 +195,7 @@ def worker(
         finally:
             stop.set()
             chores_thread.join(timeout=30)
+            hooks.join(timeout=30)
 
 
 def _is_loopback(host: str) -> bool:

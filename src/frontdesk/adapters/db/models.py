@@ -463,4 +463,5 @@ from frontdesk.adapters.db import (  # noqa: E402, F401
     channel_models,
     handoff_models,
     knowledge_models,
+    webhook_models,
 )
