@@ -427,3 +427,4 @@ __all__ = [
 
 # Tables owned by other modules register on ``Base`` when imported; importing them here means
 # anything that loads the schema (migrations' drift test, test truncation) sees every table.
+from frontdesk.adapters.db import scheduler_models  # noqa: E402, F401
