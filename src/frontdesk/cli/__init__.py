@@ -8,9 +8,20 @@ from __future__ import annotations
 
 # Importing the command modules registers their commands on ``app``.
 from frontdesk.cli import database, importing, listing, practices, reminders, serving
+from frontdesk.cli import integrations as integrations_cli
 from frontdesk.cli.common import app
 
-__all__ = ["app", "database", "importing", "listing", "main", "practices", "reminders", "serving"]
+__all__ = [
+    "app",
+    "database",
+    "importing",
+    "integrations_cli",
+    "listing",
+    "main",
+    "practices",
+    "reminders",
+    "serving",
+]
 
 
 def main() -> None:

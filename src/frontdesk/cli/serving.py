@@ -106,7 +106,18 @@ def _start_worker(runtime: Runtime, stop: threading.Event, metrics: Any) -> thre
         target=dispatcher.run, args=(stop,), name="frontdesk-dispatcher", daemon=True
     )
     thread.start()
+    _start_integrations(runtime, stop)
     return thread
+
+
+def _start_integrations(runtime: Runtime, stop: threading.Event) -> None:
+    """Scheduler polls, webhook retries and FHIR write-backs: one ``run_round`` per round, in
+    a thread of their own so a slow EHR never holds up reminders."""
+    from frontdesk.services.scheduler_sync import run_forever
+
+    threading.Thread(
+        target=run_forever, args=(runtime, stop), name="frontdesk-integrations", daemon=True
+    ).start()
 
 
 @app.command()
@@ -141,6 +152,9 @@ def worker(
             lease=timedelta(seconds=lease_seconds) if lease_seconds else None,
         )
         if once:
+            from frontdesk.services.scheduler_sync import run_round
+
+            run_round(runtime)
             total: dict[str, int] = {}
             while True:
                 report = dispatcher.dispatch_due()
@@ -156,6 +170,7 @@ def worker(
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         err.print(f"worker {dispatcher.worker_id} dispatching; Ctrl-C to stop", markup=False)
+        _start_integrations(runtime, stop)
         try:
             dispatcher.run(stop, poll_interval)
         except KeyboardInterrupt:

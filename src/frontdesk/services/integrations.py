@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.models import Practice
 from frontdesk.adapters.db.scheduler_models import Integration
+from frontdesk.bootstrap import Runtime
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
 from frontdesk.domain.intake import SOURCE_PATTERN, SOURCE_RULE
-from frontdesk.domain.times import iso
+from frontdesk.domain.times import iso, now_utc
 from frontdesk.services import audit
 
 KINDS = ("calendly", "calcom", "fhir", "ics")
@@ -251,3 +252,93 @@ def _default_source(session: Session, practice_id: int, kind: str) -> str:
     while f"{kind}-{number}" in taken:
         number += 1
     return f"{kind}-{number}"
+
+
+# --- use cases for the API and the command line ----------------------------------------------
+
+
+def practice_id_of(runtime: Runtime, slug: str | None) -> int:
+    from frontdesk.services.practices import resolve_practice
+
+    with runtime.transaction() as session:
+        return resolve_practice(session, slug).id
+
+
+def _practice(session: Session, practice_id: int) -> Practice:
+    practice = session.get(Practice, practice_id)
+    if practice is None:
+        raise NotFound("the practice no longer exists")
+    return practice
+
+
+def list_views(runtime: Runtime, practice_id: int) -> list[dict[str, Any]]:
+    with runtime.transaction() as session:
+        return [view(r) for r in list_integrations(session, _practice(session, practice_id))]
+
+
+def configure_webhook(
+    runtime: Runtime,
+    practice_id: int,
+    kind: str,
+    *,
+    secret: str,
+    token: str | None = None,
+    source: str | None = None,
+    actor: str,
+) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        row = set_webhook(
+            session,
+            runtime.cipher,
+            _practice(session, practice_id),
+            kind,
+            secret=secret,
+            token=token,
+            source=source,
+            actor=actor,
+        )
+        return view(row)
+
+
+def configure_polled(
+    runtime: Runtime,
+    practice_id: int,
+    kind: str,
+    url: str,
+    *,
+    source: str | None = None,
+    token: str | None = None,
+    interval_seconds: int | None = None,
+    actor: str,
+) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        row = add_polled(
+            session,
+            runtime.cipher,
+            _practice(session, practice_id),
+            kind,
+            url,
+            source=source,
+            token=token,
+            interval_seconds=interval_seconds,
+            now=now_utc(),
+            actor=actor,
+        )
+        return view(row)
+
+
+def remove_source(runtime: Runtime, practice_id: int, source: str, *, actor: str) -> None:
+    with runtime.transaction() as session:
+        remove(session, _practice(session, practice_id), source, actor=actor)
+
+
+def integration_id(runtime: Runtime, practice_id: int, source: str) -> int:
+    with runtime.transaction() as session:
+        row = find(session, practice_id, source)
+        if row is None:
+            raise NotFound(f"no integration {source!r}")
+        if row.kind not in ("fhir", "ics"):
+            raise ValidationFailed(
+                [FieldError("source", f"{source!r} receives webhooks; only fhir and ics poll")]
+            )
+        return row.id

@@ -174,9 +174,35 @@ def booking_handler(
     return handler
 
 
-def retry_handlers(runtime: Runtime, clients: HttpClients | None = None) -> dict[str, Any]:
-    handler = booking_handler(runtime, clients)
-    return {kind: handler for kind in WEBHOOK_KINDS}
+def retry_webhooks(
+    runtime: Runtime,
+    *,
+    clients: HttpClients | None = None,
+    now: datetime | None = None,
+    limit: int = 100,
+) -> dict[str, int]:
+    """Process again the Calendly and Cal.com deliveries that failed, or were stored but never
+    processed (a crash between the two), oldest first. (``inbound.retry_failed`` takes the
+    oldest rows of every provider, which other providers' failures could fill.)"""
+    now = now or now_utc()
+    with runtime.transaction() as session:
+        pending = session.scalars(
+            select(InboundWebhook.id)
+            .where(
+                InboundWebhook.provider.in_(WEBHOOK_KINDS),
+                InboundWebhook.state.in_(("received", "failed")),
+                # A row just stored is being processed by the request that stored it.
+                InboundWebhook.received_at <= now - timedelta(seconds=30),
+            )
+            .order_by(InboundWebhook.received_at)
+            .limit(limit)
+        ).all()
+    counts: dict[str, int] = {}
+    handler = booking_handler(runtime, clients, now=now)
+    for webhook_id in pending:
+        state = inbound.process(runtime, webhook_id, handler)
+        counts[state] = counts.get(state, 0) + 1
+    return counts
 
 
 def handle_booking(
@@ -650,7 +676,7 @@ def run_round(
             or state.webhooks_retried_at is None
             or (now - state.webhooks_retried_at >= RETRY_WEBHOOKS_EVERY)
         ):
-            report["webhooks"] = inbound.retry_failed(runtime, retry_handlers(runtime, clients))
+            report["webhooks"] = retry_webhooks(runtime, clients=clients, now=now)
             if state is not None:
                 state.webhooks_retried_at = now
         report["polls"] = [p.as_dict() for p in poll_due(runtime, now=now, clients=clients)]
@@ -666,3 +692,28 @@ def run_forever(runtime: Runtime, stop: threading.Event, interval: float = 5.0) 
     while not stop.is_set():
         run_round(runtime, state=state)
         stop.wait(interval)
+
+
+def sync_now(
+    runtime: Runtime,
+    practice_id: int,
+    source: str | None = None,
+    *,
+    clients: HttpClients | None = None,
+) -> list[PollReport]:
+    """Poll the practice's FHIR servers and iCalendar feeds (or just ``source``) now,
+    whatever their interval."""
+    if source is not None:
+        ids = [integrations.integration_id(runtime, practice_id, source)]
+    else:
+        with runtime.transaction() as session:
+            ids = list(
+                session.scalars(
+                    select(Integration.id).where(
+                        Integration.practice_id == practice_id,
+                        Integration.kind.in_(("fhir", "ics")),
+                        Integration.enabled.is_(True),
+                    )
+                )
+            )
+    return [poll_integration(runtime, i, clients=clients) for i in ids]

@@ -13,7 +13,7 @@ from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.logs import configure_logging
 from frontdesk.web import errors, pages
-from frontdesk.web.api import v1
+from frontdesk.web.api import integrations, v1
 from frontdesk.web.body_limit import BodySizeLimit
 
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(v1.router)
+    app.include_router(integrations.router)
     app.include_router(pages.router)
     return app
 
