@@ -96,9 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         return json.loads(raw) if raw else None
 
-    def _send(
-        self, status: int, body: Any = None, headers: dict[str, str] | None = None
-    ) -> None:
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         for name, value in (headers or {}).items():
@@ -241,8 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
                 matches.append(resource)
             page = matches[offset : offset + state.page_size]
             entries: list[dict[str, Any]] = [
-                {"fullUrl": f"{self.base}/fhir/Appointment/{r['id']}", "resource": r}
-                for r in page
+                {"fullUrl": f"{self.base}/fhir/Appointment/{r['id']}", "resource": r} for r in page
             ]
             if state.include_supported and "_include" in params:
                 seen: set[str] = set()
