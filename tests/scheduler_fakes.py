@@ -29,7 +29,10 @@ class Fault:
 
     method: str
     path: str
-    kind: str  # "500", "slow", "edit" (apply ``edit`` to the resource first, then answer)
+    # "500"; "slow" (wait, then handle); "late" (handle, then wait before answering: the
+    # change is made but the client gives up on the answer); "edit" (apply ``edit`` to the
+    # resource as the EHR would, then handle: our If-Match is stale)
+    kind: str
     edit: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -98,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         data = b"" if body is None else json.dumps(body).encode()
+        if getattr(self, "late", False):
+            time.sleep(self.state.slow_seconds)
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -119,13 +124,15 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qsl(parts.query)
         body = self._body() if method in ("PUT", "POST") else None
         with self.state.lock:
-            self.state.log.append(Seen(method, parts.path, query, dict(self.headers), body))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            self.state.log.append(Seen(method, parts.path, query, headers, body))
         fault = self._fault(method, parts.path)
         if fault is not None and fault.kind == "500":
             self._send(500, {"resourceType": "OperationOutcome"})
             return
         if fault is not None and fault.kind == "slow":
             time.sleep(self.state.slow_seconds)
+        self.late = fault is not None and fault.kind == "late"
         if fault is not None and fault.kind == "edit" and fault.edit is not None:
             segments = parts.path.strip("/").split("/")
             with self.state.lock:
