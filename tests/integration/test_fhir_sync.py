@@ -433,3 +433,22 @@ def test_an_ics_feed_is_fetched_conditionally(runtime: Runtime) -> None:
         row = session.get(Integration, integration_id)
         assert row is not None and row.etag == '"v2"'
         assert "s3cret" not in (row.endpoint_sealed or "")
+
+
+def test_one_worker_round_polls_what_is_due_and_writes_back(
+    runtime: Runtime, ehr: tuple[str, FakeState]
+) -> None:
+    base, state = ehr
+    _connect(runtime, base)  # due at once
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    first = scheduler_sync.run_round(runtime, now=now, clients=CLIENTS)
+    assert [p["state"] for p in first["polls"]] == ["synced"]
+    assert first["writebacks"] == {}
+    _queue(runtime, "a5", ParticipantAnswer("accepted"))
+    second = scheduler_sync.run_round(runtime, now=now + timedelta(seconds=5), clients=CLIENTS)
+    assert second["polls"] == []  # not due again for 300 s
+    assert second["writebacks"] == {"done": 1}
+    assert state.get("Appointment", "a5")["participant"][0]["status"] == "accepted"
+    # The write-back shows up in the next poll as an EHR change that changes nothing here.
+    third = scheduler_sync.run_round(runtime, now=now + timedelta(seconds=301), clients=CLIENTS)
+    assert third["polls"][0]["summary"]["updated"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from frontdesk.adapters.schedulers.clients import HttpClients
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.reminders import ReminderPolicy
 from frontdesk.services import integrations, practices, reminders, scheduler_sync
-from scheduler_fakes import fake_schedulers
+from scheduler_fakes import Fault, fake_schedulers
 
 CALENDLY_KEY = "calendly-signing-key-123"
 CALCOM_SECRET = "calcom-secret-456"
@@ -371,3 +372,61 @@ def test_a_calcom_body_that_is_not_json_is_kept_and_refused(
         {"loc": "body", "message": "the body is not JSON"}
     ]
     assert _webhook_count(runtime) == 1
+
+
+def _receive(runtime: Runtime, document: dict[str, Any], clients: HttpClients | None = None) -> Any:
+    body = json.dumps(document).encode()
+    header = signatures.calendly_signature(CALENDLY_KEY, body, int(time.time()))
+    return scheduler_sync.receive_webhook(
+        runtime, "calendly", "default", body, {signatures.CALENDLY_HEADER: header}, clients=clients
+    )
+
+
+def test_a_calendly_api_outage_fails_the_delivery_for_the_worker_to_retry(
+    runtime: Runtime,
+) -> None:
+    _setup(runtime, token="calendly-token")
+    document = _invitee("INV7", embed=False)
+    with fake_schedulers() as (base, state):
+        state.calendly_events["EV-INV7"] = _invitee("INV7")["payload"]["scheduled_event"]
+        document["payload"]["event"] = f"{base}/calendly/scheduled_events/EV-INV7"
+        clients = HttpClients(calendly_api=f"{base}/calendly")
+        state.faults += [Fault("GET", "/calendly/", "500"), Fault("GET", "/calendly/", "500")]
+        result = _receive(runtime, document, clients)
+        assert result.state == "failed"
+        with runtime.transaction() as session:
+            row = session.scalar(select(InboundWebhook))
+            assert row is not None and row.error == "TransientSyncError while processing"
+        assert _appointments(runtime) == []
+        later = datetime.now(UTC) + timedelta(minutes=1)
+        assert scheduler_sync.retry_webhooks(runtime, clients=clients, now=later) == {
+            "processed": 1
+        }
+    assert [a.start_at for a in _appointments(runtime)] == [START]
+
+
+def test_the_two_halves_of_a_reschedule_arriving_together_move_one_appointment(
+    runtime: Runtime,
+) -> None:
+    _setup(runtime)
+    _receive(runtime, _invitee("OLD"))
+    later = START + timedelta(days=1)
+    halves = [
+        _invitee("OLD", event="invitee.canceled", new="NEW"),
+        _invitee("NEW", start=later, old="OLD"),
+    ]
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+
+    def deliver(document: dict[str, Any]) -> None:
+        barrier.wait()
+        results.append(_receive(runtime, document))
+
+    threads = [threading.Thread(target=deliver, args=(h,)) for h in halves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(r.state for r in results) in (["ignored", "processed"], ["processed"] * 2)
+    [after] = _appointments(runtime)
+    assert (after.external_id, after.start_at, after.status) == ("NEW", later, "booked")

@@ -99,15 +99,18 @@ def find(session: Session, practice_id: int, source: str) -> Integration | None:
     )
 
 
-def of_kind(session: Session, practice_id: int, kind: str) -> Integration | None:
-    """The practice's (enabled) webhook integration of ``kind`` (one Calendly, one Cal.com)."""
-    return session.scalar(
-        select(Integration).where(
-            Integration.practice_id == practice_id,
-            Integration.kind == kind,
-            Integration.enabled.is_(True),
-        )
+def of_kind(
+    session: Session, practice_id: int, kind: str, *, lock: bool = False
+) -> Integration | None:
+    """The practice's (enabled) webhook integration of ``kind`` (one Calendly, one Cal.com).
+    ``lock`` holds its row for the transaction: events of one integration are then applied
+    one at a time (the two halves of a reschedule touch the same appointment)."""
+    query = select(Integration).where(
+        Integration.practice_id == practice_id,
+        Integration.kind == kind,
+        Integration.enabled.is_(True),
     )
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def set_webhook(

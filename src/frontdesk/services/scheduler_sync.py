@@ -105,6 +105,7 @@ def receive_webhook(
         if row is None or row.secret_sealed is None:
             raise NotFound(f"practice {practice_slug!r} has no {kind} integration")
         secret = runtime.cipher.open(row.secret_sealed) or ""
+        token = runtime.cipher.open(row.token_sealed)
         practice_id = practice.id
     if kind == "calendly":
         signatures.verify_calendly(headers.get(signatures.CALENDLY_HEADER), body, secret, now=now)
@@ -127,8 +128,11 @@ def receive_webhook(
             state = found.state if found is not None else "missing"
         return WebhookResult(stored.webhook_id, True, state)
     problems: list[FieldError] = []
+    events = _prefetch_event(kind, text, token, clients)
     state = inbound.process(
-        runtime, stored.webhook_id, booking_handler(runtime, clients, problems, now=now)
+        runtime,
+        stored.webhook_id,
+        booking_handler(runtime, clients, problems, now=now, events=events),
     )
     return WebhookResult(stored.webhook_id, False, state, problems)
 
@@ -144,18 +148,43 @@ def _dedupe_key(kind: str, text: str) -> str:
         return "unreadable:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _prefetch_event(
+    kind: str, text: str, token: str | None, clients: HttpClients | None
+) -> dict[str, dict[str, Any]]:
+    """Read the Calendly scheduled event a delivery only links to *before* the processing
+    transaction, so no database lock is held across the HTTP call. A failure here is left to
+    the handler (which tries again, and fails the row for the worker to retry)."""
+    if kind != "calendly" or not token:
+        return {}
+    try:
+        booking = calendly.parse(json.loads(text))
+    except (ValueError, ValidationFailed):
+        return {}
+    if booking.record is not None or not booking.event_uri or booking.action == "ignore":
+        return {}
+    clients = clients or HttpClients()
+    client = CalendlyClient(token, base=clients.calendly_api, client=clients.http)
+    try:
+        return {booking.event_uri: client.scheduled_event(booking.event_uri)}
+    except SyncError:
+        return {}
+
+
 def booking_handler(
     runtime: Runtime,
     clients: HttpClients | None = None,
     problems: list[FieldError] | None = None,
     *,
     now: datetime | None = None,
+    events: dict[str, dict[str, Any]] | None = None,
 ) -> inbound.Handler:
     """The ``inbound.process`` handler for Calendly and Cal.com rows."""
 
     def handler(session: Session, row: InboundWebhook, payload: str) -> None:
         try:
-            handle_booking(runtime, session, row, payload, clients, now=now or now_utc())
+            handle_booking(
+                runtime, session, row, payload, clients, now=now or now_utc(), events=events
+            )
         except ValidationFailed as exc:
             # Authentic but unusable: kept (with the reasons) for a person, never retried.
             row.state = "rejected"
@@ -213,6 +242,7 @@ def handle_booking(
     clients: HttpClients | None = None,
     *,
     now: datetime,
+    events: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     try:
         document = json.loads(payload)
@@ -223,18 +253,20 @@ def handle_booking(
         row.state = "ignored"
         return
     practice = session.get(Practice, row.practice_id)
-    integration = integrations.of_kind(session, row.practice_id, row.provider)
+    integration = integrations.of_kind(session, row.practice_id, row.provider, lock=True)
     if practice is None or integration is None:
         row.state = "ignored"  # the integration was removed since the delivery was stored
         return
-    if booking.record is None and booking.event_uri and integration.token_sealed:
-        token = runtime.cipher.open(integration.token_sealed) or ""
-        clients = clients or HttpClients()
-        client = CalendlyClient(token, base=clients.calendly_api, client=clients.http)
-        invitee = document["payload"]
-        booking = booking.with_record(
-            calendly.record(invitee, client.scheduled_event(booking.event_uri))
-        )
+    if booking.record is None and booking.event_uri:
+        scheduled = (events or {}).get(booking.event_uri)
+        if scheduled is None and integration.token_sealed:
+            # A retry (or a failed prefetch): read it now.
+            token = runtime.cipher.open(integration.token_sealed) or ""
+            clients = clients or HttpClients()
+            client = CalendlyClient(token, base=clients.calendly_api, client=clients.http)
+            scheduled = client.scheduled_event(booking.event_uri)
+        if scheduled is not None:
+            booking = booking.with_record(calendly.record(document["payload"], scheduled))
     applied = apply_booking(runtime, session, practice, integration.source, booking, now=now)
     if not applied:
         row.state = "ignored"
