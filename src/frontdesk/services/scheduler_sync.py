@@ -557,6 +557,9 @@ def poll_integration(
         report.summary = {k: v for k, v in summary.as_dict().items() if k != "rejections"}
     except (SyncError, ValidationFailed) as exc:
         report.error = _safe_error(exc)
+    except Exception as exc:  # recorded like the others; the type only (no PHI)
+        log.exception("integration poll failed unexpectedly")
+        report.error = f"{type(exc).__name__} while polling"
     _finish_poll(runtime, integration_id, report, updates, now)
     return report
 
