@@ -18,12 +18,14 @@ from frontdesk.cli import (
     serving,
     webhooks,
 )
+from frontdesk.cli import integrations as integrations_cli
 from frontdesk.cli.common import app
 
 __all__ = [
     "app",
     "database",
     "importing",
+    "integrations_cli",
     "knowledge",
     "listing",
     "main",

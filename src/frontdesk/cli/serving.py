@@ -123,7 +123,20 @@ def _start_worker(runtime: Runtime, stop: threading.Event, metrics: Any) -> list
     for thread in threads:
         thread.start()
     threads.append(_start_webhooks(runtime, stop))
+    threads.append(_start_integrations(runtime, stop))
     return threads
+
+
+def _start_integrations(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    """Scheduler polls, webhook retries and FHIR write-backs: one ``run_round`` per round, in
+    a thread of their own so a slow EHR never holds up reminders."""
+    from frontdesk.services.scheduler_sync import run_forever
+
+    thread = threading.Thread(
+        target=run_forever, args=(runtime, stop), name="frontdesk-integrations", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 @app.command()
@@ -161,6 +174,9 @@ def worker(
             lease=timedelta(seconds=lease_seconds) if lease_seconds else None,
         )
         if once:
+            from frontdesk.services.scheduler_sync import run_round
+
+            run_round(runtime)
             total: dict[str, int] = {}
             while True:
                 report = dispatcher.dispatch_due()
@@ -188,6 +204,7 @@ def worker(
         )
         chores_thread.start()
         hooks = _start_webhooks(runtime, stop)
+        _start_integrations(runtime, stop)
         try:
             dispatcher.run(stop, poll_interval)
         except KeyboardInterrupt:

@@ -463,5 +463,6 @@ from frontdesk.adapters.db import (  # noqa: E402, F401
     channel_models,
     handoff_models,
     knowledge_models,
+    scheduler_models,
     webhook_models,
 )

@@ -87,8 +87,16 @@ def read_fhir(path: Path, *, source: str, context: dict[str, Any]) -> Iterator[I
     ``ValidationFailed`` before any row; a Patient or Appointment that is not valid becomes a
     rejected row and the others still import. Other resource types in a Bundle are skipped.
     """
+    yield from read_fhir_document(_load(path), name=path.name, source=source, context=context)
+
+
+def read_fhir_document(
+    document: dict[str, Any], *, name: str, source: str, context: dict[str, Any]
+) -> Iterator[ImportRow]:
+    """``read_fhir`` for a resource already parsed (a FHIR server's search Bundle): ``name``
+    names it in error messages."""
     source = _checked_source(source)
-    resources, targets = _resources(_load(path), path)
+    resources, targets = _resources(document, name)
     usable_patients: set[str] = set()
     for resource in resources:
         if resource.type == "Patient":
@@ -150,7 +158,7 @@ def _load(path: Path) -> dict[str, Any]:
     return document
 
 
-def _resources(document: dict[str, Any], path: Path) -> tuple[list[_Resource], dict[str, Target]]:
+def _resources(document: dict[str, Any], name: str) -> tuple[list[_Resource], dict[str, Target]]:
     """The Patients and Appointments of the file, and what each Bundle ``fullUrl`` names."""
     kind = document["resourceType"]
     if kind in _MODELS:
@@ -162,7 +170,7 @@ def _resources(document: dict[str, Any], path: Path) -> tuple[list[_Resource], d
                     "$.resourceType", f"expected a Bundle, Appointment or Patient, got {kind}"
                 )
             ],
-            message=f"{path.name} holds no appointments or patients.",
+            message=f"{name} holds no appointments or patients.",
         )
     entries = document.get("entry")
     # The envelope is validated without its resources: one bad resource must not sink the
@@ -175,7 +183,7 @@ def _resources(document: dict[str, Any], path: Path) -> tuple[list[_Resource], d
         ]
     _, problems = _validate(FhirBundle, envelope, "")
     if problems:
-        raise ValidationFailed(problems, message=f"{path.name}: the Bundle is not valid FHIR.")
+        raise ValidationFailed(problems, message=f"{name}: the Bundle is not valid FHIR.")
     resources: list[_Resource] = []
     targets: dict[str, Target] = {}
     for index, entry in enumerate(entries or []):
@@ -192,7 +200,7 @@ def _resources(document: dict[str, Any], path: Path) -> tuple[list[_Resource], d
         if found.type in _MODELS:
             resources.append(found)
     if problems:
-        raise ValidationFailed(problems, message=f"{path.name}: the Bundle is not valid FHIR.")
+        raise ValidationFailed(problems, message=f"{name}: the Bundle is not valid FHIR.")
     return resources, targets
 
 

@@ -89,10 +89,45 @@ def read_ics(
         )
     if window_start.tzinfo is None or window_end.tzinfo is None:
         raise ValueError("window_start and window_end must carry a UTC offset")
-    calendars = _parse(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValidationFailed([FieldError(str(path), exc.strerror or str(exc))]) from exc
+    yield from read_ics_bytes(
+        data,
+        label=str(path),
+        file_name=path.name,
+        source=source,
+        context=context,
+        window_start=window_start,
+        window_end=window_end,
+        patient_from=patient_from,
+    )
+
+
+def read_ics_bytes(
+    data: bytes,
+    *,
+    label: str,
+    file_name: str,
+    source: str,
+    context: dict[str, Any],
+    window_start: datetime,
+    window_end: datetime,
+    patient_from: str = "attendee",
+) -> Iterator[ImportRow]:
+    """``read_ics`` for a calendar already in memory (an iCalendar feed): ``label`` locates
+    errors about the whole calendar, ``file_name`` names it in messages and row references."""
+    if patient_from not in PATIENT_FROM:
+        raise ValidationFailed(
+            [FieldError("patient_from", f"must be one of {', '.join(PATIENT_FROM)}")]
+        )
+    if window_start.tzinfo is None or window_end.tzinfo is None:
+        raise ValueError("window_start and window_end must carry a UTC offset")
+    calendars = _parse(data, label, file_name)
     default_zone = context.get("default_timezone")
     job = _Import(
-        file_name=path.name,
+        file_name=file_name,
         source=source,
         context=context,
         window_start=window_start.astimezone(UTC),
@@ -105,31 +140,27 @@ def read_ics(
             yield from _series_rows(job, calendar, series)
 
 
-def _parse(path: Path) -> list[Calendar]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ValidationFailed([FieldError(str(path), exc.strerror or str(exc))]) from exc
+def _parse(data: bytes, label: str, name: str) -> list[Calendar]:
     try:
         components = Calendar.from_ical(data, multiple=True)
     except ValueError as exc:
         raise ValidationFailed(
-            [FieldError(str(path), f"not an iCalendar file: {exc}")],
-            message=f"{path.name} cannot be read.",
+            [FieldError(label, f"not an iCalendar file: {exc}")],
+            message=f"{name} cannot be read.",
         ) from exc
     calendars = [c for c in components if isinstance(c, Calendar) and c.name == "VCALENDAR"]
     if not calendars:
         raise ValidationFailed(
-            [FieldError(str(path), "not an iCalendar file: it has no VCALENDAR")],
-            message=f"{path.name} cannot be read.",
+            [FieldError(label, "not an iCalendar file: it has no VCALENDAR")],
+            message=f"{name} cannot be read.",
         )
     for calendar in calendars:
         # The library would fail on every event of such a calendar; one clear error is better.
         wr_zone = calendar.get("X-WR-TIMEZONE")
         if wr_zone is not None and not is_valid_zone(str(wr_zone)):
             raise ValidationFailed(
-                [FieldError(str(path), f"X-WR-TIMEZONE {str(wr_zone)!r} is not a known zone")],
-                message=f"{path.name} cannot be read.",
+                [FieldError(label, f"X-WR-TIMEZONE {str(wr_zone)!r} is not a known zone")],
+                message=f"{name} cannot be read.",
             )
     return calendars
 
