@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from frontdesk.adapters.db.models import Appointment, Practice, ReviewItem
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
-from frontdesk.services import audit, reminders
+from frontdesk.domain.fhir_writeback import ParticipantAnswer, StatusChange
+from frontdesk.services import audit, events, reminders
+from frontdesk.services.fhir_writeback import queue_fhir_writeback
 from frontdesk.services.reminders import Planning
 
 CONFIRM = "confirm"
@@ -54,6 +56,7 @@ def apply_answer(
         return False
     appointment.version += 1
     reminders.replan(session, practice, appointment, planning)
+    _tell_the_scheduling_system(session, practice, appointment, answer, source)
     audit.record(
         session,
         practice_id=practice.id,
@@ -64,6 +67,36 @@ def apply_answer(
         details={"source": source, "status": appointment.status},
     )
     return True
+
+
+_EVENTS = {
+    CONFIRM: "appointment.confirmed",
+    CANCEL: "appointment.cancelled",
+    RESCHEDULE: "appointment.reschedule_requested",
+}
+_FHIR: dict[str, list[ParticipantAnswer | StatusChange]] = {
+    CONFIRM: [ParticipantAnswer("accepted")],
+    CANCEL: [ParticipantAnswer("declined"), StatusChange("cancelled")],
+    # The EHR has no "wants another time": the patient's participation becomes tentative.
+    RESCHEDULE: [ParticipantAnswer("tentative")],
+}
+
+
+def _tell_the_scheduling_system(
+    session: Session, practice: Practice, appointment: Appointment, answer: str, source: str
+) -> None:
+    """Recorded in this transaction, delivered after commit by the worker: the signed webhook
+    to the practice's endpoints, and the write-back to an EHR the appointment came from."""
+    session.flush()
+    events.publish(
+        session,
+        practice.id,
+        _EVENTS[answer],
+        events.appointment_data(appointment, answered_by=source.split(":")[0]),
+        appointment_id=appointment.id,
+    )
+    for change in _FHIR[answer]:
+        queue_fhir_writeback(session, appointment.id, change)
 
 
 def _open_review(session: Session, appointment: Appointment, kind: str) -> None:

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from frontdesk.adapters.channels.base import OutboundMessage
 from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.handoff_models import Handoff, StaffAlert
-from frontdesk.adapters.db.models import Conversation, Practice
+from frontdesk.adapters.db.models import Conversation, Patient, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.contact import normalize_email, normalize_phone, region_of_locale
 from frontdesk.domain.errors import FieldError, PermanentError, TransientError, ValidationFailed
 from frontdesk.domain.times import now_utc
-from frontdesk.services import audit
+from frontdesk.services import audit, events
 from frontdesk.services.outgoing import SenderLookup
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,15 @@ def hand_off(
                     next_attempt_at=now,
                 )
             )
+    patient = session.get(Patient, conversation.patient_id) if conversation.patient_id else None
+    events.publish(
+        session,
+        practice.id,
+        "conversation.handoff",
+        events.handoff_data(
+            conversation.id, conversation.channel, patient, reason=reason, urgent=urgent
+        ),
+    )
     audit.record(
         session,
         practice_id=practice.id,

@@ -23,7 +23,7 @@ from frontdesk.domain.messages import language_of
 from frontdesk.domain.reminders import usable_channels
 from frontdesk.domain.reply_keywords import keyword
 from frontdesk.domain.templates import Purpose
-from frontdesk.services import consent, handoff, outgoing, reminders
+from frontdesk.services import consent, events, handoff, outgoing, reminders
 from frontdesk.services.appointment_answers import (
     ANSWERABLE,
     CANCEL,
@@ -376,6 +376,13 @@ class _Handler:
             reminders.replan_patient(
                 self.session, self.practice, self.patient, self.context.planning
             )
+            if changed:
+                events.publish(
+                    self.session,
+                    self.practice.id,
+                    "patient.opted_out",
+                    events.opted_out_data(self.patient, self.channel.value),
+                )
         else:
             self.needs_person(acknowledge=False)
         if not changed:
