@@ -106,3 +106,11 @@ def test_widget_settings_are_validated(runtime: Runtime) -> None:
             assert {e.loc for e in exc.errors} == {"color", "allowed_origins[0]"}
         else:
             raise AssertionError("invalid settings were accepted")
+
+
+def test_widget_settings_over_the_api(client: TestClient) -> None:
+    changed = client.patch("/api/v1/widget", json={"greeting": "Hello!", "language": "es"})
+    assert changed.status_code == 200, changed.text
+    assert client.get("/api/v1/widget").json()["greeting"] == "Hello!"
+    bad = client.patch("/api/v1/widget", json={"colour": "#000000"})
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["loc"] == "colour"

@@ -14,7 +14,7 @@ from frontdesk.adapters.db.models import Patient, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import NotFound
-from frontdesk.services import consent, dashboard, handoff, templates, threads
+from frontdesk.services import consent, dashboard, handoff, templates, threads, webchat
 from frontdesk.services.apikeys import Caller
 from frontdesk.services.chores import message_sender
 from frontdesk.services.inbound_messages import outbox_reply
@@ -265,5 +265,30 @@ async def put_prices(
     def run() -> dict[str, float]:
         with runtime.transaction() as session:
             return dashboard.set_prices(_practice(session, who), values)
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/widget", responses=ERRORS, summary="The web chat widget's settings")
+async def get_widget(request: Request, who: Annotated[Caller, Depends(caller)]) -> Any:
+    runtime = runtime_of(request)
+
+    def read() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            return webchat.widget_config(_practice(session, who)).as_dict()
+
+    return await run_in_threadpool(read)
+
+
+@router.patch("/widget", responses=ERRORS, summary="Change the web chat widget's settings")
+async def patch_widget(
+    values: dict[str, Any], request: Request, who: Annotated[Caller, Depends(writer)]
+) -> Any:
+    """Keys: title, greeting, color (#rrggbb), language (en, es), allowed_origins."""
+    runtime = runtime_of(request)
+
+    def run() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            return webchat.set_widget_config(_practice(session, who), values).as_dict()
 
     return await run_in_threadpool(run)
