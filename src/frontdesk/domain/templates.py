@@ -28,6 +28,7 @@ class Purpose(StrEnum):
     CARRIER_CANCEL = "carrier_cancel"
     NEEDS_PERSON = "needs_person"
     CRISIS = "crisis"
+    ASSISTANT = "assistant"
 
 
 # Reminder stages may have their own wording: purpose "reminder.<stage key>" (e.g.
@@ -146,6 +147,10 @@ _SHORT: dict[str, dict[Purpose, str]] = {
         Purpose.NEEDS_PERSON: (
             "Thanks for your message. Someone from {{ practice_name }} will get back to you."
         ),
+        Purpose.ASSISTANT: (
+            "I'm the automated assistant of {{ practice_name }}. I can help with appointments "
+            "and questions about the practice; a person can take over any time: just ask."
+        ),
         Purpose.CRISIS: (
             "If you are in danger or thinking about harming yourself, please call or text 988 "
             "(Suicide & Crisis Lifeline) now, or call 911 for an emergency. These messages are "
@@ -202,6 +207,10 @@ _SHORT: dict[str, dict[Purpose, str]] = {
         ),
         Purpose.NEEDS_PERSON: (
             "Gracias por su mensaje. Alguien de {{ practice_name }} le responderá pronto."
+        ),
+        Purpose.ASSISTANT: (
+            "Soy el asistente automático de {{ practice_name }}. Puedo ayudarle con sus citas y "
+            "preguntas sobre la consulta; una persona puede atenderle cuando quiera: pídalo."
         ),
         Purpose.CRISIS: (
             "Si está en peligro o pensando en hacerse daño, llame o escriba ahora al 988 "

@@ -16,14 +16,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
-from frontdesk.adapters.db.models import Appointment, Conversation, Message, Patient, Practice
+from frontdesk.adapters.db.models import (
+    Appointment,
+    Conversation,
+    Message,
+    Patient,
+    Practice,
+    ReviewItem,
+)
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.contact import normalize_email, normalize_phone, region_of_locale
 from frontdesk.domain.messages import language_of
 from frontdesk.domain.reminders import usable_channels
 from frontdesk.domain.reply_keywords import keyword
 from frontdesk.domain.templates import Purpose
-from frontdesk.services import consent, events, handoff, outgoing, reminders
+from frontdesk.services import consent, events, handoff, knowledge, outgoing, reminders
 from frontdesk.services.appointment_answers import (
     ANSWERABLE,
     CANCEL,
@@ -58,6 +65,7 @@ class Interpretation:
     carrier_cancel: bool = False
     language: str | None = None
     asks_for_person: bool = False
+    asks_if_bot: bool = False
 
 
 Interpreter = Callable[[str, Channel], Interpretation]
@@ -258,6 +266,7 @@ class _Handler:
     inbound: Inbound
     context: ReplyContext
     outcome: ReplyOutcome
+    language: str | None = None  # what the message was written in, when known
 
     @property
     def now(self) -> datetime:
@@ -269,6 +278,17 @@ class _Handler:
 
     def act(self, meaning: Interpretation) -> None:
         intent = meaning.intent
+        self.language = meaning.language
+        if intent not in ("crisis", "clinical_concern", "opt_out", "opt_in", "help"):
+            if meaning.asks_for_person:
+                self.hand_off(urgent=False, reason="asked_for_person")
+                self.reply(Purpose.NEEDS_PERSON)
+                return
+            if meaning.asks_if_bot and self.conversation.owner == "agent":
+                self.reply(Purpose.ASSISTANT)
+                self.outcome.action = "disclosed"
+                if intent == "other":
+                    return
         if intent == "crisis":
             self.hand_off(urgent=True, reason="crisis")
             self.reply(Purpose.CRISIS)
@@ -283,8 +303,42 @@ class _Handler:
             self.outcome.action = "help"
         elif intent in (CONFIRM, CANCEL, RESCHEDULE):
             self.answer(intent)
+        elif intent == "question" and self.conversation.owner == "agent":
+            self.answer_question()
         else:
             self.needs_person()
+
+    # Questions: answered only from the practice's documents, with the source.
+
+    def answer_question(self) -> None:
+        result = knowledge.answer(
+            self.session, self.practice.id, self.inbound.text, self._language()
+        )
+        if result.reason == "clinical":
+            # Advice about care is for the clinician: say so, and hand the thread to staff.
+            self.reply_text(result.answer, purpose="answer")
+            self.hand_off(urgent=False, reason="clinical_concern")
+            return
+        text = result.answer
+        if result.answered and result.citations:
+            cited = result.citations[0]
+            where = f"{cited.source}, {cited.section}" if cited.section else cited.source
+            text = f"{text}\n(From: {where})"
+        self.reply_text(text, purpose="answer")
+        if result.answered:
+            self.outcome.action = "answered"
+            return
+        # "I don't have that": a person follows up, as the answer promised.
+        self.outcome.action = "unanswered"
+        self.conversation.needs_attention = True
+        self.session.add(
+            ReviewItem(
+                practice_id=self.practice.id,
+                patient_id=self.patient.id if self.patient else None,
+                kind="unanswered_question",
+                state="open",
+            )
+        )
 
     # Appointment answers
 
@@ -458,6 +512,11 @@ class _Handler:
 
     # Answers go out on the same channel, in the patient's language.
 
+    def _language(self) -> str:
+        if self.patient is not None:
+            return language_of(self.patient.language)
+        return language_of(self.language or self.practice.locale)
+
     def reply(
         self,
         purpose: Purpose,
@@ -467,7 +526,7 @@ class _Handler:
     ) -> None:
         thread = conversation or self.conversation
         channel = thread.channel
-        language = language_of(self.patient.language if self.patient else self.practice.locale)
+        language = self._language()
         book = TemplateBook.load(self.session, self.practice.id)
         text = book.text_for(purpose, channel, language)
         tz_name = (self.patient.timezone if self.patient else None) or self.practice.timezone
@@ -481,16 +540,59 @@ class _Handler:
             appointment=appointment,
         )
         rendered = render(text, values)
-        queued = outgoing.queue_message(
-            self.session,
-            conversation=thread,
-            purpose=purpose.value,
-            body=rendered.body,
+        self._queue(
+            thread,
+            purpose.value,
+            rendered.body,
             subject=rendered.subject,
             html=rendered.html,
             appointment_id=appointment.id if appointment else None,
+        )
+
+    def reply_text(self, text: str, *, purpose: str) -> None:
+        """An answer in the agent's own words (from the practice's documents). The first one in
+        a thread says it comes from an automated assistant."""
+        if not self._agent_spoke():
+            intro = {"en": "Automated assistant: ", "es": "Asistente automático: "}
+            text = intro[self._language()] + text
+        subject = None
+        if self.conversation.channel == Channel.EMAIL.value:
+            subject = {"en": "Your question", "es": "Su pregunta"}[self._language()]
+        self._queue(self.conversation, purpose, text, subject=subject)
+
+    def _agent_spoke(self) -> bool:
+        return (
+            self.session.scalar(
+                select(Message.id)
+                .where(
+                    Message.conversation_id == self.conversation.id,
+                    Message.purpose.in_(("answer", "assistant", "greeting")),
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
+    def _queue(
+        self,
+        thread: Conversation,
+        purpose: str,
+        body: str,
+        *,
+        subject: str | None = None,
+        html: str | None = None,
+        appointment_id: int | None = None,
+    ) -> None:
+        queued = outgoing.queue_message(
+            self.session,
+            conversation=thread,
+            purpose=purpose,
+            body=body,
+            subject=subject,
+            html=html,
+            appointment_id=appointment_id,
             in_reply_to=self.inbound.provider_message_id
-            if thread is self.conversation and channel == Channel.EMAIL.value
+            if thread is self.conversation and thread.channel == Channel.EMAIL.value
             else None,
             now=self.now,
         )
