@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         default_factory=ReminderPolicy,
         description="Default reminder policy for practices that have not set their own.",
     )
+    demo_traffic_seconds: float = Field(
+        default=45.0,
+        ge=0,
+        description="Demo mode: seconds between scripted patient messages (0: none).",
+    )
     sms_cancel_is_opt_out: bool = Field(
         default=True,
         description=(

@@ -56,6 +56,7 @@ def serve(
                 )
                 _, token = apikeys.create_api_key(session, chosen, "demo", actor="demo-seed")
                 name = chosen.name
+                demo_practice_id = chosen.id
             err.print(f"Demo practice [bold]{escape(name)}[/bold]: {count} appointments this week.")
             err.print(f"Demo API key (shown once): [bold]{token}[/bold]", soft_wrap=True)
         if not _is_loopback(bind_host):
@@ -68,6 +69,12 @@ def serve(
         stop = threading.Event()
         web = create_app(settings, runtime)
         threads = _start_worker(runtime, stop, web.state.dispatch_metrics) if worker else []
+        if demo and settings.demo_traffic_seconds > 0:
+            threads.append(
+                _start_demo_traffic(
+                    runtime, stop, demo_practice_id, settings.demo_traffic_seconds
+                )
+            )
         try:
             uvicorn.run(
                 web,
@@ -98,6 +105,23 @@ def _dispatcher(runtime: Runtime, **overrides: Any) -> Any:
         settings=DispatchSettings(**values),
         metrics=metrics,
     )
+
+
+def _start_demo_traffic(
+    runtime: Runtime, stop: threading.Event, practice_id: int, interval: float
+) -> threading.Thread:
+    from frontdesk.services.chores import message_sender
+    from frontdesk.services.demo_traffic import DemoTraffic
+
+    traffic = DemoTraffic(runtime, message_sender(runtime), practice_id)
+
+    def play() -> None:
+        traffic.warm_up()
+        traffic.run(stop, interval)
+
+    thread = threading.Thread(target=play, name="frontdesk-demo-traffic", daemon=True)
+    thread.start()
+    return thread
 
 
 def _start_webhooks(runtime: Runtime, stop: threading.Event) -> threading.Thread:
