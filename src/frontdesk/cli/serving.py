@@ -71,9 +71,7 @@ def serve(
         threads = _start_worker(runtime, stop, web.state.dispatch_metrics) if worker else []
         if demo and settings.demo_traffic_seconds > 0:
             threads.append(
-                _start_demo_traffic(
-                    runtime, stop, demo_practice_id, settings.demo_traffic_seconds
-                )
+                _start_demo_traffic(runtime, stop, demo_practice_id, settings.demo_traffic_seconds)
             )
         try:
             uvicorn.run(

@@ -12,7 +12,7 @@ from frontdesk.adapters.db.models import Appointment, Clinician, Location, Pract
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation, confirmation_after_change
 from frontdesk.domain.errors import FieldError, ValidationFailed
 from frontdesk.domain.intake import AppointmentIn, ClinicianIn, IntakeOutcome, LocationIn
-from frontdesk.services import audit, reminders
+from frontdesk.services import audit, rebooking, reminders
 from frontdesk.services.lookups import (
     AppointmentKey,
     IntakeCache,
@@ -103,6 +103,10 @@ def upsert_appointment(
         session.add(appointment)
         cache.appointments[key] = appointment
         reminders.replan(session, practice, appointment, planning)
+        if planning.announce:
+            # A live booking (not a bulk import): credit the follow-up that invited it.
+            session.flush()
+            rebooking.attribute(session, appointment, planning.now)
         audit.record(
             session,
             practice_id=practice.id,

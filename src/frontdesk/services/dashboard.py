@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from frontdesk.adapters.db.handoff_models import Handoff
+from frontdesk.adapters.db.handoff_models import Handoff, RebookingLink
 from frontdesk.adapters.db.models import Appointment, AuditEvent, Message, Practice, Reminder
 from frontdesk.domain.appointments import AppointmentStatus
 from frontdesk.domain.errors import FieldError, ValidationFailed
@@ -75,6 +75,8 @@ class Dashboard:
     first_response_minutes: list[float] = field(default_factory=list)
     usage: dict[str, float] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
+    rebooking_links: int = 0  # follow-ups and receipts that carried a booking link
+    rebooked: int = 0  # bookings credited to one of them
 
     @property
     def confirmation_rate(self) -> float | None:
@@ -215,6 +217,27 @@ def build(
                 (responded - handoff.created_at).total_seconds() / 60
             )
 
+    board.rebooking_links = (
+        session.scalar(
+            select(func.count(RebookingLink.id)).where(
+                RebookingLink.practice_id == pid,
+                RebookingLink.created_at >= start,
+                RebookingLink.created_at < end,
+            )
+        )
+        or 0
+    )
+    board.rebooked = (
+        session.scalar(
+            select(func.count(RebookingLink.id)).where(
+                RebookingLink.practice_id == pid,
+                RebookingLink.booked_at >= start,
+                RebookingLink.booked_at < end,
+            )
+        )
+        or 0
+    )
+
     segments = 0
     emails = 0
     whatsapp_windows: set[tuple[int, date]] = set()
@@ -264,6 +287,8 @@ def to_csv(board: Dashboard) -> str:
         writer.writerow(["missed_session_followups", day.isoformat(), count])
     for reason, count in sorted(board.escalations.items()):
         writer.writerow(["escalations", reason, count])
+    writer.writerow(["rebooking_links_sent", "", board.rebooking_links])
+    writer.writerow(["rebookings_attributed", "", board.rebooked])
     writer.writerow(["median_first_human_response_minutes", "", _fmt(board.median_first_response)])
     for key, value in board.usage.items():
         writer.writerow(["usage", key, value])

@@ -46,6 +46,7 @@ from frontdesk.domain.times import now_utc
 from frontdesk.services.links import issue_all
 from frontdesk.services.outcomes import MessageLog, open_missed_session_review
 from frontdesk.services.patients import contact_of
+from frontdesk.services.rebooking import tracked_url
 from frontdesk.services.reminders import patient_facts, policy_for
 from frontdesk.services.send_time import (
     SendContext,
@@ -386,8 +387,22 @@ class Dispatcher:
         links = (
             issue_all(session, appointment, now=now, base_url=self.runtime.settings.public_url)
             if channel == Channel.EMAIL and asks_answer
-            else None
+            else {}
         )
+        booking_url = (
+            appointment.clinician.booking_url if appointment.clinician else None
+        ) or practice.booking_url
+        if booking_url and not asks_answer:
+            links["rebook_link"] = tracked_url(
+                session,
+                practice,
+                patient,
+                booking_url,
+                purpose=kind.value,
+                appointment_id=appointment.id,
+                cipher=self.runtime.cipher,
+                now=now,
+            )
         values = context_for(
             practice=practice,
             channel=channel.value,

@@ -30,7 +30,15 @@ from frontdesk.domain.messages import language_of
 from frontdesk.domain.reminders import usable_channels
 from frontdesk.domain.reply_keywords import keyword
 from frontdesk.domain.templates import Purpose
-from frontdesk.services import consent, events, handoff, knowledge, outgoing, reminders
+from frontdesk.services import (
+    consent,
+    events,
+    handoff,
+    knowledge,
+    outgoing,
+    rebooking,
+    reminders,
+)
 from frontdesk.services.appointment_answers import (
     ANSWERABLE,
     CANCEL,
@@ -530,6 +538,21 @@ class _Handler:
         book = TemplateBook.load(self.session, self.practice.id)
         text = book.text_for(purpose, channel, language)
         tz_name = (self.patient.timezone if self.patient else None) or self.practice.timezone
+        links: dict[str, str] = {}
+        booking_url = (
+            appointment.clinician.booking_url if appointment and appointment.clinician else None
+        ) or self.practice.booking_url
+        if purpose in _INVITES_REBOOKING and booking_url and self.patient is not None:
+            links["rebook_link"] = rebooking.tracked_url(
+                self.session,
+                self.practice,
+                self.patient,
+                booking_url,
+                purpose=purpose.value,
+                appointment_id=appointment.id if appointment else None,
+                cipher=self.context.cipher,
+                now=self.now,
+            )
         values = context_for(
             practice=self.practice,
             channel=channel,
@@ -538,6 +561,7 @@ class _Handler:
             patient_preferred_name=self.patient.preferred_name if self.patient else None,
             tz_name=tz_name,
             appointment=appointment,
+            links=links,
         )
         rendered = render(text, values)
         self._queue(
@@ -597,6 +621,10 @@ class _Handler:
             now=self.now,
         )
         self.outcome.queued.append(queued)
+
+
+# Receipts that offer a new time carry a tracked booking link.
+_INVITES_REBOOKING = frozenset({Purpose.RECEIPT_CANCEL, Purpose.RECEIPT_RESCHEDULE})
 
 
 def _whatsapp_window_open(

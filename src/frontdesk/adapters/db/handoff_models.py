@@ -69,3 +69,26 @@ class ConversationNote(Base):
     author: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RebookingLink(Base):
+    """A booking link we sent (in a missed-session or cancellation follow-up, or a receipt),
+    with its tracking token, and the booking it led to once one arrives."""
+
+    __tablename__ = "rebooking_links"
+    __table_args__ = (Index("ix_rebooking_links_patient", "patient_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    # The appointment that was missed or cancelled.
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL")
+    )
+    purpose: Mapped[str] = mapped_column(String(40))
+    token: Mapped[str] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    booked_appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL")
+    )
+    booked_at: Mapped[datetime | None]

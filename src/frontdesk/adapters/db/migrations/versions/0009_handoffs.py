@@ -124,6 +124,47 @@ def upgrade() -> None:
         ["conversation_id", "created_at"],
         unique=False,
     )
+    op.create_table(
+        "rebooking_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("practice_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("purpose", sa.String(length=40), nullable=False),
+        sa.Column("token", sa.String(length=40), nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("booked_appointment_id", sa.Integer(), nullable=True),
+        sa.Column("booked_at", TS, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["appointments.id"],
+            name=op.f("fk_rebooking_links_appointment_id_appointments"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["booked_appointment_id"],
+            ["appointments.id"],
+            name=op.f("fk_rebooking_links_booked_appointment_id_appointments"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["patients.id"],
+            name=op.f("fk_rebooking_links_patient_id_patients"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["practice_id"],
+            ["practices.id"],
+            name=op.f("fk_rebooking_links_practice_id_practices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rebooking_links")),
+        sa.UniqueConstraint("token", name=op.f("uq_rebooking_links_token")),
+    )
+    op.create_index(
+        "ix_rebooking_links_patient", "rebooking_links", ["patient_id", "created_at"], unique=False
+    )
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("needs_attention", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -135,6 +176,8 @@ def downgrade() -> None:
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_column("assigned_to")
         batch_op.drop_column("needs_attention")
+    op.drop_index("ix_rebooking_links_patient", table_name="rebooking_links")
+    op.drop_table("rebooking_links")
     op.drop_index("ix_conversation_notes_conversation", table_name="conversation_notes")
     op.drop_table("conversation_notes")
     op.drop_index("ix_staff_alerts_pending", table_name="staff_alerts")
