@@ -81,6 +81,10 @@ class ImapMailbox:
                     settings.host, settings.port, timeout=settings.timeout_seconds
                 )
                 client.starttls(ssl_context=self._tls_context())
+        except ssl.SSLCertVerificationError as exc:
+            raise delivery_error(
+                ChannelMisconfigured, "the IMAP server's TLS certificate is not trusted"
+            ) from exc
         except (OSError, imaplib.IMAP4.error) as exc:
             raise delivery_error(
                 TransientError, f"could not reach the IMAP server: {type(exc).__name__}"
