@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from provider_fakes import Certificate, self_signed_certificate
 
 from frontdesk.adapters.channels.config import ImapSecurity, ImapSettings
 from frontdesk.adapters.channels.imap import FetchedEmail, ImapMailbox, poll
 from frontdesk.domain.errors import ChannelMisconfigured
+from provider_fakes import Certificate, self_signed_certificate
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 USER, PASSWORD = "inbox@sunrise.example", "imap-pass"
@@ -163,9 +163,7 @@ class FakeImapServer(socketserver.ThreadingTCPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = super().get_request()
         if self.implicit_tls:
-            connection = self.certificate.server_context().wrap_socket(
-                connection, server_side=True
-            )
+            connection = self.certificate.server_context().wrap_socket(connection, server_side=True)
         return connection, address
 
 

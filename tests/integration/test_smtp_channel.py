@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from provider_fakes import Certificate, self_signed_certificate
 
 from frontdesk.adapters.channels.base import OutboundMessage
 from frontdesk.adapters.channels.config import SmtpSecurity, SmtpSettings
@@ -24,6 +23,7 @@ from frontdesk.adapters.channels.email_inbound import parse_email
 from frontdesk.adapters.channels.smtp import SmtpChannel, message_id_for
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import ChannelMisconfigured, PermanentError, TransientError
+from provider_fakes import Certificate, self_signed_certificate
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
@@ -201,9 +201,7 @@ def test_threading_headers_and_the_reply_parsed_back(
     )
     email = mailbox.last()
     assert email["In-Reply-To"] == "<patient-reply@patient.example>"
-    assert email["References"] == (
-        f"{first.provider_message_id} <patient-reply@patient.example>"
-    )
+    assert email["References"] == (f"{first.provider_message_id} <patient-reply@patient.example>")
     assert email.get_content_type() == "text/plain"
     assert second.provider_message_id != first.provider_message_id
 

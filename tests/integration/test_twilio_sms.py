@@ -13,10 +13,9 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from conftest import shared_file
-from provider_fakes import RecordingServer, Reply, recording_server
 from twilio.request_validator import RequestValidator
 
+from conftest import shared_file
 from frontdesk.adapters.channels.base import DeliveryStatus, OutboundMessage
 from frontdesk.adapters.channels.config import TwilioSettings
 from frontdesk.adapters.channels.twilio_sms import (
@@ -34,6 +33,7 @@ from frontdesk.domain.errors import (
     RecipientOptedOut,
     TransientError,
 )
+from provider_fakes import RecordingServer, Reply, recording_server
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-auth-token-for-tests"

@@ -10,9 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import shared_file
-from provider_fakes import Reply, recording_server
 
+from conftest import shared_file
 from frontdesk.adapters.channels.base import DeliveryStatus, OutboundMessage, WhatsAppTemplate
 from frontdesk.adapters.channels.config import WhatsAppSettings, WhatsAppTemplateNames
 from frontdesk.adapters.channels.whatsapp import (
@@ -30,6 +29,7 @@ from frontdesk.domain.errors import (
     RecipientOptedOut,
     TransientError,
 )
+from provider_fakes import Reply, recording_server
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 TOKEN = "EAAG-test-access-token"

@@ -92,7 +92,12 @@ def verify_twilio_signature(
     if not signature or not auth_token:
         return False
     params: Any
-    params = dict(form_params) if isinstance(form_params, Mapping) else _MultiParams(form_params)
+    if hasattr(form_params, "multi_items"):  # Starlette's FormData keeps repeated names
+        params = _MultiParams(form_params.multi_items())
+    elif isinstance(form_params, Mapping):
+        params = dict(form_params)
+    else:
+        params = _MultiParams(form_params)
     return bool(RequestValidator(auth_token).validate(url, params, signature))
 
 
