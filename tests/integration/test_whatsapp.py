@@ -332,3 +332,25 @@ def test_other_fields_are_ignored() -> None:
         parse_webhook(b'{"object": "page", "entry": []}', received_at=NOW)
     with pytest.raises(ValueError):
         parse_webhook(b"not json", received_at=NOW)
+
+
+def test_malformed_bodies_are_value_errors() -> None:
+    for body in (
+        {"object": "whatsapp_business_account", "entry": ["x"]},
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [{"field": "messages", "value": ["x"]}]}],
+        },
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "changes": [
+                        {"field": "messages", "value": {"messages": [{"id": "w", "context": 3}]}}
+                    ]
+                }
+            ],
+        },
+    ):
+        with pytest.raises(ValueError):
+            parse_webhook(body, received_at=NOW)

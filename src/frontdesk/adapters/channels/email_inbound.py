@@ -293,6 +293,8 @@ def parse_sendgrid(form: Mapping[str, str | bytes], *, received_at: datetime) ->
         charsets_json = json.loads(_form_text(form, "charsets", {}) or "{}")
     except ValueError:
         charsets_json = {}
+    if not isinstance(charsets_json, dict):
+        charsets_json = {}
     charsets = {str(k): str(v) for k, v in charsets_json.items()}
     try:
         envelope = json.loads(_form_text(form, "envelope", {}) or "{}")

@@ -39,7 +39,7 @@ MISCONFIGURED_CODES = frozenset(
     {"20003", "20005", "20404", "21212", "21606", "21659", "21703", "21705", "30032", "30034"}
 )
 #: Twilio error codes worth retrying later.
-TRANSIENT_CODES = frozenset({"20429", "20500", "20503", "30001", "30500", "30601"})
+TRANSIENT_CODES = frozenset({"20429", "20500", "20503", "30001"})
 
 _STATUS = {
     "accepted": DeliveryStatus.QUEUED,

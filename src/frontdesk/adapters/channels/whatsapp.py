@@ -150,6 +150,13 @@ def parse_webhook(
     body: Any = json.loads(payload) if isinstance(payload, (bytes, str)) else payload
     if not isinstance(body, Mapping) or body.get("object") != "whatsapp_business_account":
         raise ValueError("not a WhatsApp Business Account webhook")
+    try:
+        return _parse_entries(body, received_at)
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise ValueError(f"malformed WhatsApp webhook: {type(exc).__name__}") from exc
+
+
+def _parse_entries(body: Mapping[str, Any], received_at: datetime) -> WhatsAppWebhook:
     messages: list[InboundMessage] = []
     statuses: list[StatusUpdate] = []
     ignored = 0
