@@ -314,3 +314,12 @@ def test_no_server_is_transient() -> None:
     with pytest.raises(TransientError) as caught:
         SmtpChannel(_settings(port), clock=lambda: NOW).send(_message())
     assert isinstance(caught.value.__cause__, OSError)
+
+
+def test_starttls_required_but_not_offered_is_a_configuration_error(
+    plain_server: Controller, mailbox: Mailbox
+) -> None:
+    settings = _settings(plain_server.port, security=SmtpSecurity.STARTTLS)
+    with pytest.raises(ChannelMisconfigured):
+        SmtpChannel(settings, clock=lambda: NOW).send(_message())
+    assert mailbox.received == []

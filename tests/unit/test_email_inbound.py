@@ -86,6 +86,25 @@ REPLIES = {
         "Can I reschedule?\nThanks, I appreciate it\nAlso is parking available?",
         "Can I reschedule?\nThanks, I appreciate it\nAlso is parking available?",
     ),
+    "header_block_without_from": (
+        "OK\n\nDate: Mon, 23 Nov 2026\nSubject: Your appointment\nTo: ana\n\nReply C",
+        "OK",
+    ),
+    "portuguese": (
+        "Confirmo\n\nEm seg., 23 de nov. de 2026 às 09:00, Sunrise <a@b.example> escreveu:\n\n"
+        "Responda C",
+        "Confirmo",
+    ),
+    "italian_via_library": (
+        "Confermo\n\nIl giorno lun 23 nov 2026 alle ore 09:00 Sunrise <a@b.example> ha scritto:"
+        "\n\nRispondi C",
+        "Confermo",
+    ),
+    "german_outlook_via_library": (
+        "Ja\n\nVon: Sunrise <a@b.example>\nGesendet: Montag, 23. November 2026 09:00\nAn: Ana\n"
+        "Betreff: Termin\n\nAntworten Sie C",
+        "Ja",
+    ),
     "crlf": ("R\r\n\r\nOn Mon, 23 Nov 2026, Sunrise wrote:\r\n> Reply\r\n", "R"),
 }
 
@@ -94,6 +113,21 @@ REPLIES = {
 def test_strip_reply(name: str) -> None:
     text, expected = REPLIES[name]
     assert strip_reply(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hi" + "\n" * 20000 + "bye",
+        "hi" + "\n\u00a0\u2003" * 10000,
+        "On " + "a " * 50000 + "\nwrote:",
+        "hi\n" + "From: a\nnot header\n" * 2000,
+    ],
+)
+def test_strip_reply_stays_fast_on_hostile_input(text: str) -> None:
+    # mail-parser-reply's patterns backtrack badly on these; it only reads a bounded copy.
+    # A plain call: a quadratic blow-up takes tens of seconds, far past any slow machine.
+    assert strip_reply(text).startswith(("hi", "On"))
 
 
 def test_html_to_text_skips_quotes_and_styles() -> None:

@@ -31,11 +31,14 @@ from frontdesk.domain.channels import Channel
 # --- stripping quoted text and signatures -----------------------------------------------------
 
 _WROTE = re.compile(
-    r"^\s*(?:On\s.+\bwrote|El\s.+\bescribi[óo]|Le\s.+\ba\s+écrit|Am\s.+\bschrieb)\s*:\s*$",
+    r"^\s*(?:On\s.+\bwrote|El\s.+\bescribi[óo]|Em\s.+\bescreveu|Le\s.+\ba\s+écrit"
+    r"|Am\s.+\bschrieb)\s*:\s*$",
     re.IGNORECASE,
 )
-_WROTE_START = re.compile(r"^\s*(?:On|El|Le|Am)\s", re.IGNORECASE)
-_WROTE_END = re.compile(r"\b(?:wrote|escribi[óo]|a\s+écrit|schrieb)\s*:\s*$", re.IGNORECASE)
+_WROTE_START = re.compile(r"^\s*(?:On|El|Em|Le|Am)\s", re.IGNORECASE)
+_WROTE_END = re.compile(
+    r"\b(?:wrote|escribi[óo]|escreveu|a\s+écrit|schrieb)\s*:\s*$", re.IGNORECASE
+)
 _ORIGINAL = re.compile(
     r"^\s*-{2,}\s*(?:Original Message|Mensaje original|Forwarded message|Mensaje reenviado)"
     r"\s*-{2,}\s*$",
@@ -102,6 +105,33 @@ def _tidy(lines: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines).strip()
 
 
+_BLANK_RUN = re.compile(r"\n[^\S\n]*(?:\n[^\S\n]*){2,}")
+_LIBRARY_LIMIT = 10_000
+_LINE_LIMIT = 200
+_LIBRARY_LANGUAGES = ("en", "es", "de", "fr", "it", "nl", "pl", "sv", "da", "cs", "ja", "ko", "zh")
+
+
+def _cut_with_library(reply: str) -> str:
+    """Cut where mail-parser-reply, which knows more clients' and languages' quote headers,
+    finds one. Its patterns backtrack badly on long lines and runs of blank lines, so it reads a
+    bounded copy (blank runs collapsed, lines shortened, at most 10,000 characters) and only
+    says where to cut: the first line of the header it found is looked up in our text."""
+    bounded = _BLANK_RUN.sub("\n\n", reply)
+    bounded = "\n".join(line[:_LINE_LIMIT] for line in bounded.split("\n"))[:_LIBRARY_LIMIT]
+    parsed = ReplyParser(bounded, languages=list(_LIBRARY_LANGUAGES), keep_hyphen_lists=True).read()
+    if len(parsed.replies) < 2:
+        return reply
+    header = str(parsed.replies[1].headers or "").strip().split("\n")[0].strip()
+    if not header:
+        return reply
+    lines = reply.split("\n")
+    for index, line in enumerate(lines):
+        if index > 0 and line.strip()[:_LINE_LIMIT].startswith(header):
+            cut = _tidy(lines[:index])
+            return cut or reply
+    return reply
+
+
 def strip_reply(text: str) -> str:
     """The new part of an email reply: quoted history, ">" lines and signature removed.
 
@@ -112,12 +142,7 @@ def strip_reply(text: str) -> str:
     head = _drop_valediction(unquoted[: _cut_index(unquoted)])
     reply = _tidy(head)
     if reply:
-        # mail-parser-reply knows more clients' and languages' quote headers.
-        parsed = ReplyParser(reply, languages=["en", "es"], keep_hyphen_lists=True).read()
-        if parsed.replies:
-            first = str(parsed.replies[0].content).strip()
-            if first:
-                reply = first
+        reply = _cut_with_library(reply)
         return reply
     # Nothing above the quote: keep what the patient wrote below or between quoted blocks.
     kept: list[str] = []

@@ -112,6 +112,11 @@ class SmtpChannel:
                 client.ehlo()
             if settings.username is not None and settings.password is not None:
                 client.login(settings.username, settings.password.get_secret_value())
+        except smtplib.SMTPNotSupportedError as exc:
+            client.close()
+            raise delivery_error(
+                ChannelMisconfigured, "the SMTP server does not offer STARTTLS or AUTH"
+            ) from exc
         except BaseException:
             client.close()
             raise
@@ -148,9 +153,9 @@ class SmtpChannel:
             raise delivery_error(
                 ChannelMisconfigured, f"SMTP server refused the sender ({exc.smtp_code})"
             ) from exc
-        except smtplib.SMTPNotSupportedError as exc:
+        except smtplib.SMTPNotSupportedError as exc:  # e.g. a non-ASCII address, no SMTPUTF8
             raise delivery_error(
-                ChannelMisconfigured, "the SMTP server does not support STARTTLS or AUTH"
+                PermanentError, "the SMTP server cannot take this address (no SMTPUTF8)"
             ) from exc
         except smtplib.SMTPServerDisconnected as exc:
             raise delivery_error(TransientError, "the SMTP server closed the connection") from exc
