@@ -283,6 +283,18 @@ def test_an_inbound_sms_signed_by_the_sdk_verifies_and_parses() -> None:
     assert message.extras["NumMedia"] == "0"
 
 
+def test_shared_key_signatures_with_hmac_sha256() -> None:
+    url = "https://frontdesk.example/webhooks/twilio/sms"
+    form = _inbound_form()
+    secret = "shared-key-secret"
+    settings = "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA256"
+    signature = RequestValidator(secret).compute_signature(url, form, "HMAC_SHA256")
+    assert verify_twilio_signature(url, form, signature, secret, signature_settings=settings)
+    assert not verify_twilio_signature(url, form, signature, secret)  # read as HMAC-SHA1
+    unknown = "key=webhooks_sharedkey_0123,algorithm=HMAC_MD5"
+    assert not verify_twilio_signature(url, form, signature, secret, signature_settings=unknown)
+
+
 def test_inbound_with_opt_out_type_and_media() -> None:
     form = {
         **_inbound_form(),

@@ -138,6 +138,15 @@ def test_html_to_text_skips_quotes_and_styles() -> None:
         "</body></html>"
     )
     assert html_to_text(html) == "C & thanks"
+    # Text after a quote container (with nested tags and void elements inside) is kept.
+    nested = (
+        "<div>Yes<br/>please</div>"
+        '<div class="gmail_quote"><div dir="ltr">On Mon <b>Sunrise</b> wrote:<br>'
+        "<img src=x><blockquote><p>Reply C</p></blockquote></div></div>"
+        "<p>One more thing: is parking free?</p>"
+        '<div id="divRplyFwdMsg"><b>From:</b> Sunrise<br><b>Sent:</b> Monday</div>'
+    )
+    assert html_to_text(nested) == "Yes\nplease\n\nOne more thing: is parking free?"
 
 
 def _reply_email(body: str, **headers: str) -> bytes:

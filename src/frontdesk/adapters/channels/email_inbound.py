@@ -157,27 +157,43 @@ def strip_reply(text: str) -> str:
 
 # --- HTML to text (fallback when a message has no text part) ----------------------------------
 
-_BLOCK_TAGS = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "table", "ul", "ol"}
+_BLOCK_TAGS = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "table", "ul", "ol", "hr"}
 _SKIP_TAGS = {"style", "script", "head", "title", "blockquote"}
+_VOID_TAGS = {"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base", "source"}
+#: Containers mail clients put the quoted original in (Gmail, Yahoo, Thunderbird, Outlook).
+_QUOTE_CLASSES = ("gmail_quote", "yahoo_quoted", "moz-cite-prefix")
+_QUOTE_IDS = ("divRplyFwdMsg", "appendonsend")
 
 
 class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self._skipping = 0
+        self._skipping = 0  # depth inside a skipped element
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        classes = dict(attrs).get("class") or ""
-        if tag in _SKIP_TAGS or "gmail_quote" in classes:
-            self._skipping += 1
-        elif tag in _BLOCK_TAGS and not self._skipping:
+        if self._skipping:
+            if tag not in _VOID_TAGS:
+                self._skipping += 1
+            return
+        values = dict(attrs)
+        classes = values.get("class") or ""
+        quoted = any(name in classes for name in _QUOTE_CLASSES) or values.get("id") in _QUOTE_IDS
+        if (tag in _SKIP_TAGS or quoted) and tag not in _VOID_TAGS:
+            self._skipping = 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if not self._skipping and tag in _BLOCK_TAGS:
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP_TAGS and self._skipping:
-            self._skipping -= 1
-        elif tag in _BLOCK_TAGS and not self._skipping:
+        if self._skipping:
+            if tag not in _VOID_TAGS:
+                self._skipping -= 1
+            return
+        if tag in _BLOCK_TAGS:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
@@ -186,10 +202,9 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(html: str) -> str:
-    """Readable text of an HTML body, without quoted blocks (blockquote, Gmail's quote div).
-
-    Nested tags inside a skipped Gmail quote div are not counted, so text after the quote
-    may be lost; this is a fallback for messages without a text/plain part."""
+    """Readable text of an HTML body, without styles, scripts and quoted blocks (blockquote, and
+    the quote containers of Gmail, Yahoo, Thunderbird and Outlook). A fallback for messages
+    without a text/plain part."""
     extractor = _TextExtractor()
     extractor.feed(html)
     extractor.close()

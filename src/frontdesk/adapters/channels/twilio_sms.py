@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from frontdesk.adapters.channels.base import (
     DeliveryStatus,
@@ -29,6 +29,7 @@ from frontdesk.domain.errors import (
 )
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 TWIML_CONTENT_TYPE = "text/xml"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -85,10 +86,16 @@ def verify_twilio_signature(
     form_params: Mapping[str, str] | Iterable[tuple[str, str]],
     signature: str | None,
     auth_token: str,
+    *,
+    signature_settings: str | None = None,
 ) -> bool:
     """Whether ``X-Twilio-Signature`` matches: ``url`` is the full public URL Twilio called
     (scheme, host, port, path and query exactly as configured at Twilio, not as seen behind a
-    proxy), ``form_params`` every POST parameter received (pairs when names repeat)."""
+    proxy), ``form_params`` every POST parameter received (pairs when names repeat).
+
+    ``signature_settings`` is the ``X-Twilio-Webhooks-Signature-Settings`` header, present when
+    the webhook is signed with a shared key (then ``auth_token`` is that key's secret and the
+    algorithm may be HMAC-SHA256); without it the signature is HMAC-SHA1 with the auth token."""
     if not signature or not auth_token:
         return False
     params: Any
@@ -98,7 +105,8 @@ def verify_twilio_signature(
         params = dict(form_params)
     else:
         params = _MultiParams(form_params)
-    return bool(RequestValidator(auth_token).validate(url, params, signature))
+    algorithm = get_signature_algorithm(signature_settings)
+    return bool(RequestValidator(auth_token).validate(url, params, signature, algorithm))
 
 
 def parse_inbound(form: Mapping[str, str], *, received_at: datetime) -> InboundMessage:
