@@ -13,7 +13,7 @@ import pytest
 
 from conftest import shared_file
 from frontdesk.adapters.channels.base import DeliveryStatus, OutboundMessage, WhatsAppTemplate
-from frontdesk.adapters.channels.config import WhatsAppSettings, WhatsAppTemplateNames
+from frontdesk.adapters.channels.config import WhatsAppSettings
 from frontdesk.adapters.channels.whatsapp import (
     WhatsAppChannel,
     parse_webhook,
@@ -199,9 +199,7 @@ def test_template_names_per_purpose_and_language() -> None:
     settings = _settings(
         "https://graph.test",
         templates={
-            "reminder_24h": WhatsAppTemplateNames(
-                by_language={"en_US": "reminder_24h_en", "es": "reminder_24h_es"}
-            )
+            "reminder_24h": {"en_US": "reminder_24h_en", "es": "reminder_24h_es"},
         },
     )
     assert settings.template_name("reminder_24h", "en_US") == "reminder_24h_en"

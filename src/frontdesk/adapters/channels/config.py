@@ -91,12 +91,6 @@ class TwilioSettings(_Settings):
         return self
 
 
-class WhatsAppTemplateNames(_Settings):
-    """The approved template to use for one purpose, per language code: {"en_US": "..."}."""
-
-    by_language: dict[str, str] = Field(default_factory=dict)
-
-
 class WhatsAppSettings(_Settings):
     phone_number_id: str = Field(pattern=r"^[0-9]+$")
     access_token: SecretStr
@@ -106,9 +100,10 @@ class WhatsAppSettings(_Settings):
     api_version: str = Field("v23.0", pattern=r"^v[0-9]+\.[0-9]+$")
     timeout_seconds: float = Field(15.0, gt=0)
     service_window_hours: int = Field(24, ge=1, le=24)
-    templates: dict[str, WhatsAppTemplateNames] = Field(
+    templates: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description="Template names per purpose (e.g. 'reminder_24h') and language code",
+        description="Approved template names per purpose and language code: "
+        '{"reminder_24h": {"en_US": "reminder_24h_en", "es": "reminder_24h_es"}}',
     )
 
     def template_name(self, purpose: str, language: str) -> str | None:
@@ -117,8 +112,7 @@ class WhatsAppSettings(_Settings):
         names = self.templates.get(purpose)
         if names is None:
             return None
-        found = names.by_language.get(language)
+        found = names.get(language)
         if found is None:
-            base = language.split("_")[0]
-            found = names.by_language.get(base)
+            found = names.get(language.split("_")[0])
         return found
