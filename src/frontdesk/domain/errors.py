@@ -56,6 +56,8 @@ class DeliveryError(FrontdeskError):
     from their vendor's errors, so retry rules live in one place (the dispatcher)."""
 
     code = "delivery_error"
+    #: The provider's own error code when there is one (e.g. Twilio "21610", WhatsApp "131047").
+    provider_code: str | None = None
 
 
 class TransientError(DeliveryError):
@@ -68,3 +70,24 @@ class PermanentError(DeliveryError):
     """Retrying will not help: invalid number, opted out, blocked. Try another channel."""
 
     code = "permanent_delivery_error"
+
+
+class RecipientOptedOut(PermanentError):
+    """The recipient has opted out at the provider (Twilio 21610, WhatsApp 131050): record the
+    revocation in the consent ledger and use another consented channel."""
+
+    code = "recipient_opted_out"
+
+
+class OutsideServiceWindow(PermanentError):
+    """WhatsApp refuses free-form text more than 24 hours after the patient's last message
+    (131047): send an approved template instead, or use another channel."""
+
+    code = "outside_service_window"
+
+
+class ChannelMisconfigured(PermanentError):
+    """The practice's provider settings are wrong (bad credentials, unknown sender or template,
+    suspended account): no message on this channel will go until someone fixes them."""
+
+    code = "channel_misconfigured"
