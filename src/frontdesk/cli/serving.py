@@ -91,14 +91,14 @@ def _dispatcher(runtime: Runtime, **overrides: Any) -> Any:
     import os
     import socket
 
-    from frontdesk.bootstrap import build_senders
+    from frontdesk.services.chores import senders_for
     from frontdesk.services.dispatcher import Dispatcher, DispatchSettings
 
     metrics = overrides.pop("metrics", None)
     values = {k: v for k, v in overrides.items() if v is not None}
     return Dispatcher(
         runtime,
-        build_senders(runtime),
+        senders_for(runtime),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         settings=DispatchSettings(**values),
         metrics=metrics,

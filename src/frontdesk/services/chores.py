@@ -9,16 +9,29 @@ import threading
 import time
 from collections.abc import Callable
 
-from frontdesk.bootstrap import Runtime, build_senders
+from frontdesk.bootstrap import Runtime
 from frontdesk.services import inbound_messages
+from frontdesk.services import provider_inbound as _parsers  # noqa: F401  (registers parsers)
+from frontdesk.services.channel_accounts import SenderDirectory
 from frontdesk.services.handoff import AlertSender
-from frontdesk.services.outgoing import MessageSender, fixed_senders
+from frontdesk.services.outgoing import MessageSender
 
 log = logging.getLogger(__name__)
 
 
+_DIRECTORIES: dict[int, SenderDirectory] = {}
+
+
+def senders_for(runtime: Runtime) -> SenderDirectory:
+    """One sender directory per runtime, so providers' HTTP clients are reused."""
+    directory = _DIRECTORIES.get(id(runtime))
+    if directory is None or directory.runtime is not runtime:
+        directory = _DIRECTORIES[id(runtime)] = SenderDirectory(runtime)
+    return directory
+
+
 def message_sender(runtime: Runtime) -> MessageSender:
-    return MessageSender(runtime, fixed_senders(build_senders(runtime)))
+    return MessageSender(runtime, senders_for(runtime))
 
 
 class Chores:

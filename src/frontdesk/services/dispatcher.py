@@ -28,13 +28,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from frontdesk.adapters.channels.base import ChannelSender, OutboundMessage, SendResult
+from frontdesk.adapters.channels.base import (
+    ChannelSender,
+    OutboundMessage,
+    SendResult,
+    WhatsAppTemplate,
+)
 from frontdesk.adapters.db.models import Appointment, Patient, Practice, Reminder
 from frontdesk.adapters.metrics import DispatchMetrics
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import PermanentError, TransientError
-from frontdesk.domain.messages import render
+from frontdesk.domain.messages import language_of, render
 from frontdesk.domain.reminders import (
     ReminderKind,
     ReminderPolicy,
@@ -45,6 +50,7 @@ from frontdesk.domain.templates import Purpose
 from frontdesk.domain.times import now_utc
 from frontdesk.services.links import issue_all
 from frontdesk.services.outcomes import MessageLog, open_missed_session_review
+from frontdesk.services.outgoing import SenderLookup, status_callback_url
 from frontdesk.services.patients import contact_of
 from frontdesk.services.rebooking import tracked_url
 from frontdesk.services.reminders import patient_facts, policy_for
@@ -127,7 +133,7 @@ class Dispatcher:
     def __init__(
         self,
         runtime: Runtime,
-        senders: Mapping[Channel, ChannelSender],
+        senders: Mapping[Channel, ChannelSender] | SenderLookup,
         *,
         worker_id: str,
         settings: DispatchSettings | None = None,
@@ -341,6 +347,19 @@ class Dispatcher:
             body=rendered.body,
             idempotency_key=f"reminder-{reminder.id}",
             subject=rendered.subject if channel == Channel.EMAIL else None,
+            html_body=rendered.html if channel == Channel.EMAIL else None,
+            status_callback_url=status_callback_url(
+                self.runtime.settings.public_url, practice.slug, channel
+            ),
+            # We write first, so on WhatsApp this is always an approved template.
+            whatsapp_template=WhatsAppTemplate(
+                name=rendered.whatsapp_template,
+                language=language_of(patient.language),
+                body_parameters=rendered.whatsapp_parameters,
+                button_payloads=("C", "R", "N") if kind == ReminderKind.STAGE else (),
+            )
+            if channel == Channel.WHATSAPP and rendered.whatsapp_template
+            else None,
         )
         return _Send(reminder.id, message, appointment.id)
 
@@ -419,7 +438,12 @@ class Dispatcher:
 
     def _send(self, send: _Send) -> _Result:
         channel = send.message.channel
-        sender = self.senders.get(channel)
+        senders = self.senders
+        sender = (
+            senders.get(channel)
+            if isinstance(senders, Mapping)
+            else senders(send.message.practice_id, channel)
+        )
         started = time.perf_counter()
         try:
             if sender is None:

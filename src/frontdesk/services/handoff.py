@@ -258,11 +258,17 @@ class AlertSender:
 
     def _send(self, alert_id: int) -> None:
         with self.runtime.transaction() as session:
+            found = session.execute(
+                select(StaffAlert.practice_id, StaffAlert.channel).where(StaffAlert.id == alert_id)
+            ).first()
+        if found is None:
+            return
+        sender = self.senders(found[0], Channel(found[1]))  # outside any transaction
+        with self.runtime.transaction() as session:
             alert = session.get(StaffAlert, alert_id)
             if alert is None or alert.claimed_by != self.worker_id:
                 return
             channel = Channel(alert.channel)
-            sender = self.senders(alert.practice_id, channel)
             message = OutboundMessage(
                 practice_id=alert.practice_id,
                 patient_id=0,

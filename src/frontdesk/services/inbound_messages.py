@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from frontdesk.adapters.db.models import InboundWebhook, Message, Patient, Practice, Reminder
 from frontdesk.bootstrap import Runtime
-from frontdesk.domain.channels import Channel, Direction
+from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
 from frontdesk.domain.reminders import ReminderState
 from frontdesk.domain.times import now_utc
-from frontdesk.services import inbound
+from frontdesk.services import consent, inbound
 from frontdesk.services.handoff import AlertSender
 from frontdesk.services.outgoing import MessageSender
 from frontdesk.services.patients import contact_of, effective_channel
@@ -49,6 +49,7 @@ class StatusUpdate:
     provider_message_id: str
     status: str
     error_code: str | None = None
+    opted_out: bool = False  # the carrier says the recipient opted out (Twilio 21610, …)
 
 
 @dataclass
@@ -190,6 +191,19 @@ def apply_status(
         return
     if _RANK.get(change.status, 0) < _RANK.get(message.delivery_status or "pending", 0):
         return
+    if change.opted_out:
+        conversation = message.conversation
+        patient = session.get(Patient, conversation.patient_id) if conversation.patient_id else None
+        if patient is not None:
+            consent.set_consent(
+                session,
+                patient,
+                channel,
+                ConsentStatus.REVOKED,
+                source="provider",
+                actor="system",
+                detail=f"provider error {change.error_code}",
+            )
     message.delivery_status = change.status
     message.status_updated_at = now_utc()
     if change.error_code:

@@ -50,6 +50,13 @@ def fixed_senders(senders: Mapping[Channel, ChannelSender]) -> SenderLookup:
     return lambda _practice_id, channel: senders.get(channel)
 
 
+def status_callback_url(public_url: str, practice_slug: str, channel: Channel) -> str | None:
+    """Where a provider reports delivery (Twilio's StatusCallback; Meta uses the app webhook)."""
+    if channel != Channel.SMS:
+        return None
+    return f"{public_url.rstrip('/')}/webhooks/twilio/{practice_slug}/status"
+
+
 def queue_message(
     session: Session,
     *,
@@ -180,6 +187,15 @@ class MessageSender:
         self._sent(message_id, result)
 
     def _prepare(self, message_id: int) -> _Ready | None:
+        # The sender is looked up before the transaction: building one may read the practice's
+        # provider account, and SQLite allows one writer at a time.
+        with self.runtime.transaction() as session:
+            found = session.execute(
+                select(Message.practice_id, Message.channel).where(Message.id == message_id)
+            ).first()
+        if found is None:
+            return None
+        chosen = self.senders(found[0], Channel(found[1]))
         now = self.clock()
         with self.runtime.transaction() as session:
             message = session.get(Message, message_id)
@@ -196,7 +212,7 @@ class MessageSender:
             if problem is not None or to is None:
                 _finish_failed(message, problem or "no address", now)
                 return None
-            sender = self.senders(message.practice_id, channel)
+            sender = chosen
             if sender is None:
                 _finish_failed(message, f"no {channel.value} sender is configured", now)
                 return None
@@ -210,6 +226,15 @@ class MessageSender:
                 body=message.body,
                 idempotency_key=f"message-{message.id}",
                 subject=message.subject if channel == Channel.EMAIL else None,
+                html_body=message.html_body if channel == Channel.EMAIL else None,
+                in_reply_to=message.in_reply_to,
+                references=(message.in_reply_to,) if message.in_reply_to else (),
+                status_callback_url=status_callback_url(
+                    self.runtime.settings.public_url, practice.slug, channel
+                ),
+                # WhatsApp takes free-form text only within 24 h of the patient's last message;
+                # the channel refuses it otherwise (OutsideServiceWindow, recorded as failed).
+                last_inbound_at=conversation.last_inbound_at,
             )
             return _Ready(message.id, outbound, sender)
 
@@ -231,11 +256,6 @@ class MessageSender:
             and message.purpose not in ALLOWED_AFTER_OPT_OUT
         ):
             return (f"the patient opted out of {channel.value}", None)
-        if channel == Channel.WHATSAPP and (
-            conversation.last_inbound_at is None
-            or now - conversation.last_inbound_at > WHATSAPP_WINDOW
-        ):
-            return ("outside WhatsApp's 24-hour window: use a template or another channel", None)
         contact = contact_of(patient, self.runtime.cipher)
         address = contact.email if channel == Channel.EMAIL else contact.phone
         if channel == Channel.WEBCHAT:
