@@ -15,6 +15,7 @@ from frontdesk.cli import (
     practices,
     reminders,
     serving,
+    users,
 )
 from frontdesk.cli.common import app
 
@@ -28,6 +29,7 @@ __all__ = [
     "practices",
     "reminders",
     "serving",
+    "users",
 ]
 
 

@@ -12,7 +12,7 @@ from frontdesk.adapters.metrics import make_registry
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.logs import configure_logging
-from frontdesk.web import errors, pages
+from frontdesk.web import access, errors, pages
 from frontdesk.web.api import messaging, v1
 from frontdesk.web.body_limit import BodySizeLimit
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.metrics_registry, app.state.dispatch_metrics = make_registry(rt.sessions)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
+    access.install(app)
     app.include_router(v1.router)
     app.include_router(messaging.router)
     app.include_router(pages.router)

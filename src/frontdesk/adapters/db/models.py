@@ -455,4 +455,7 @@ __all__ = [
 
 # Tables owned by other modules register on ``Base`` when imported; importing them here means
 # anything that loads the schema (migrations' drift test, test truncation) sees every table.
-from frontdesk.adapters.db import channel_models  # noqa: E402, F401
+from frontdesk.adapters.db import (  # noqa: E402
+    channel_models,  # noqa: F401
+    staff_models,  # noqa: F401
+)
