@@ -23,7 +23,6 @@ from frontdesk.domain.times import now_utc
 from frontdesk.services.signin import session_staff
 from frontdesk.services.staff import Staff
 from frontdesk.web.errors import error_response
-from frontdesk.web.pages.shared import TEMPLATES
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_FIELD = "csrf_token"
@@ -161,6 +160,8 @@ def install(app: FastAPI) -> None:
         # The JSON error shape, unless a browser asked for a page.
         if wants_json(request) or "text/html" not in request.headers.get("accept", ""):
             return error_response(403, exc.code, str(exc))
+        from frontdesk.web.pages.shared import TEMPLATES  # the pages package imports this one
+
         return TEMPLATES.TemplateResponse(
             request, "forbidden.html", {"message": str(exc)}, status_code=403
         )
