@@ -49,7 +49,7 @@ def audit_actions(runtime: Runtime) -> list[tuple[str, dict[str, Any]]]:
         ]
 
 
-# --- signing in ------------------------------------------------------------------------------------
+# --- signing in ----------------------------------------------------------------------------------
 
 
 def test_pages_need_a_session_and_sign_in_opens_one(
@@ -206,7 +206,7 @@ def test_a_new_hash_is_stored_when_the_parameters_change(runtime: Runtime) -> No
     assert "m=2048,t=2,p=1" in after
 
 
-# --- lockout ---------------------------------------------------------------------------------------
+# --- lockout -------------------------------------------------------------------------------------
 
 
 def attempt(
@@ -305,7 +305,7 @@ def test_lockout_over_http_shows_the_same_message_for_unknown_emails(
         assert "Too many failed sign-ins" in locked.text
 
 
-# --- two-step sign-in ------------------------------------------------------------------------------
+# --- two-step sign-in ----------------------------------------------------------------------------
 
 
 def test_totp_enable_sign_in_and_replay_refused(
@@ -357,7 +357,7 @@ def test_totp_enable_sign_in_and_replay_refused(
     ]
 
 
-# --- sessions --------------------------------------------------------------------------------------
+# --- sessions ------------------------------------------------------------------------------------
 
 
 def test_idle_expiry(
@@ -405,7 +405,7 @@ def test_logout_ends_the_session(app_client: TestClient, runtime: Runtime) -> No
     assert "staff.signed_out" in [a for a, _ in audit_actions(runtime)]
 
 
-# --- CSRF ------------------------------------------------------------------------------------------
+# --- CSRF ----------------------------------------------------------------------------------------
 
 
 def test_csrf_missing_or_wrong_is_refused(app_client: TestClient, runtime: Runtime) -> None:
@@ -459,7 +459,7 @@ def test_api_keys_need_no_csrf_and_do_not_open_pages(client: TestClient) -> None
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
-# --- roles -----------------------------------------------------------------------------------------
+# --- roles ---------------------------------------------------------------------------------------
 
 
 def test_roles_on_pages(app_client: TestClient, runtime: Runtime) -> None:
@@ -577,7 +577,7 @@ def test_an_admin_cannot_touch_another_practices_users(
     assert "North" not in app_client.get("/?practice=north").text
 
 
-# --- what a clinician sees -------------------------------------------------------------------------
+# --- what a clinician sees -----------------------------------------------------------------------
 
 
 def _clinician(runtime: Runtime, name: str) -> int:

@@ -376,7 +376,7 @@ def ensure_demo_admin(
     return existing, password
 
 
-# --- what a clinician may see ------------------------------------------------------------------
+# --- what a clinician may see --------------------------------------------------------------------
 
 
 def patient_filter(staff: Staff, patient_id: Any) -> ColumnElement[bool]:
