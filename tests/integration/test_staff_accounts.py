@@ -3,7 +3,6 @@ roles and what a clinician may see."""
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -140,27 +139,27 @@ def test_an_unknown_email_takes_as_long_as_a_wrong_password(runtime: Runtime) ->
         user.password_hash = hash_password(PASSWORD, staff.hash_parameters(settings))
 
     def timed(email: str, n: int) -> float:
-        spent = []
-        for i in range(5):
-            started = time.perf_counter()
-            with runtime.transaction() as session:
-                result = signin.sign_in(
-                    session,
-                    runtime.cipher,
-                    settings,
-                    email=email,
-                    password="wrong password here",
-                    code="",
-                    ip=f"198.51.100.{n * 10 + i}",
-                    now=T0 + timedelta(hours=n * 10 + i),
-                )
-            spent.append(time.perf_counter() - started)
-            assert not result.ok
-        return statistics.median(spent)
+        started = time.perf_counter()
+        result = signin.sign_in(
+            runtime,
+            settings=settings,
+            email=email,
+            password="wrong password here",
+            code="",
+            ip=f"198.51.100.{n}",
+            now=T0 + timedelta(hours=n),  # an hour apart: no lockout in the way
+        )
+        assert not result.ok
+        return time.perf_counter() - started
 
-    known, unknown = timed("timed@example.com", 1), timed("untimed@example.com", 2)
-    assert unknown > known * 0.5, (known, unknown)
-    assert known > unknown * 0.5, (known, unknown)
+    # Interleaved, and the fastest of each kept: the machine's other load only adds time.
+    known, unknown = [], []
+    for n in range(7):
+        known.append(timed("timed@example.com", 2 * n))
+        unknown.append(timed("untimed@example.com", 2 * n + 1))
+    fastest_known, fastest_unknown = min(known), min(unknown)
+    assert fastest_unknown > fastest_known * 0.6, (known, unknown)
+    assert fastest_known > fastest_unknown * 0.6, (known, unknown)
 
 
 def test_sign_in_rotates_the_session(app_client: TestClient, runtime: Runtime) -> None:
@@ -189,17 +188,15 @@ def test_a_new_hash_is_stored_when_the_parameters_change(runtime: Runtime) -> No
         staff_password_memory_kib=2048,
         staff_password_parallelism=1,
     )
-    with runtime.transaction() as session:
-        result = signin.sign_in(
-            session,
-            runtime.cipher,
-            stronger,
-            email="desk@example.com",
-            password=PASSWORD,
-            code="",
-            ip="192.0.2.1",
-            now=T0,
-        )
+    result = signin.sign_in(
+        runtime,
+        settings=stronger,
+        email="desk@example.com",
+        password=PASSWORD,
+        code="",
+        ip="192.0.2.1",
+        now=T0,
+    )
     assert result.ok
     with runtime.transaction() as session:
         after = session.scalars(select(StaffUser.password_hash)).one()
@@ -212,17 +209,15 @@ def test_a_new_hash_is_stored_when_the_parameters_change(runtime: Runtime) -> No
 def attempt(
     runtime: Runtime, email: str, password: str, now: datetime, ip: str = "192.0.2.7"
 ) -> signin.SignInResult:
-    with runtime.transaction() as session:
-        return signin.sign_in(
-            session,
-            runtime.cipher,
-            runtime.settings,
-            email=email,
-            password=password,
-            code="",
-            ip=ip,
-            now=now,
-        )
+    return signin.sign_in(
+        runtime,
+        settings=runtime.settings,
+        email=email,
+        password=password,
+        code="",
+        ip=ip,
+        now=now,
+    )
 
 
 def test_lockout_after_repeated_failures_and_its_expiry(runtime: Runtime) -> None:
@@ -272,17 +267,15 @@ def test_lockout_per_client_address(database_url: str, runtime: Runtime) -> None
     add_staff(runtime, "victim@example.com")
 
     def try_as(email: str, password: str, ip: str) -> signin.SignInResult:
-        with runtime.transaction() as session:
-            return signin.sign_in(
-                session,
-                runtime.cipher,
-                settings,
-                email=email,
-                password=password,
-                code="",
-                ip=ip,
-                now=T0,
-            )
+        return signin.sign_in(
+            runtime,
+            settings=settings,
+            email=email,
+            password=password,
+            code="",
+            ip=ip,
+            now=T0,
+        )
 
     for n in range(3):  # one failure each for three emails: no account lockout
         assert (

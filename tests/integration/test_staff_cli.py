@@ -47,17 +47,15 @@ def ok(result: Result) -> str:
 
 def can_sign_in(runtime: Runtime, email: str, password: str) -> bool:
     settings = make_settings(runtime.settings.database_url, **FAST_HASHING)
-    with runtime.transaction() as session:
-        return signin.sign_in(
-            session,
-            runtime.cipher,
-            settings,
-            email=email,
-            password=password,
-            code="",
-            ip="127.0.0.1",
-            now=now_utc(),
-        ).ok
+    return signin.sign_in(
+        runtime,
+        settings=settings,
+        email=email,
+        password=password,
+        code="",
+        ip="127.0.0.1",
+        now=now_utc(),
+    ).ok
 
 
 def test_users_add_list_disable_enable_and_reset_password(run: Run, runtime: Runtime) -> None:

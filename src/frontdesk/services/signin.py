@@ -22,9 +22,10 @@ from frontdesk.adapters.credentials import (
     needs_rehash,
     verify_password,
 )
-from frontdesk.adapters.crypto import FieldCipher, hash_token
+from frontdesk.adapters.crypto import hash_token
 from frontdesk.adapters.db.models import Practice
 from frontdesk.adapters.db.staff_models import SignInThrottle, StaffSession, StaffUser
+from frontdesk.bootstrap import Runtime
 from frontdesk.config import Settings
 from frontdesk.domain.staff import (
     LockoutPolicy,
@@ -72,12 +73,14 @@ def ip_policy(settings: Settings) -> LockoutPolicy:
     )
 
 
-def _throttle(session: Session, scope: str, key: str) -> SignInThrottle | None:
-    return session.scalar(
-        select(SignInThrottle)
-        .where(SignInThrottle.scope == scope, SignInThrottle.key_hash == key)
-        .with_for_update()
+SCOPES = ("account", "ip")
+
+
+def _throttle(session: Session, scope: str, key: str, lock: bool) -> SignInThrottle | None:
+    query = select(SignInThrottle).where(
+        SignInThrottle.scope == scope, SignInThrottle.key_hash == key
     )
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def _state(row: SignInThrottle | None) -> ThrottleState | None:
@@ -135,10 +138,19 @@ def _record(
     )
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    id: int
+    practice_id: int
+    email: str
+    password_hash: str
+    active: bool
+    totp_secret_sealed: str | None
+    totp_last_step: int | None
+
+
 def sign_in(
-    session: Session,
-    cipher: FieldCipher,
-    settings: Settings,
+    runtime: Runtime,
     *,
     email: str,
     password: str,
@@ -147,78 +159,137 @@ def sign_in(
     now: datetime,
     practice_slug: str | None = None,
     previous_token: str | None = None,
+    settings: Settings | None = None,
 ) -> SignInResult:
-    """Check the credentials and open a session, or count the failure. Never raises for bad
-    credentials: the caller commits either way, so failures are remembered."""
+    """Check the credentials and open a session, or count the failure (committed either way).
+
+    The slow part, argon2, runs between two short transactions, never inside one: on SQLite a
+    transaction holds the database's write lock, and sign-in attempts must not stall the rest.
+    """
+    settings = settings or runtime.settings
     params = hash_parameters(settings)
     address = normalize_staff_email(email)
-    account_key = cipher.lookup_key(f"staff-account:{address}") or ""
-    ip_key = cipher.lookup_key(f"staff-ip:{ip}") or ""
-    account_row = _throttle(session, "account", account_key)
-    ip_row = _throttle(session, "ip", ip_key)
+    keys = (
+        runtime.cipher.lookup_key(f"staff-account:{address}") or "",
+        runtime.cipher.lookup_key(f"staff-ip:{ip}") or "",
+    )
 
-    query = select(StaffUser).where(StaffUser.email == address).order_by(StaffUser.id)
-    if practice_slug:
-        query = query.join(Practice, Practice.id == StaffUser.practice_id).where(
-            Practice.slug == practice_slug
-        )
-    candidates = list(session.scalars(query))
+    with runtime.transaction() as session:
+        locked = _locked(session, keys, now, lock_rows=False)
+        query = select(StaffUser).where(StaffUser.email == address).order_by(StaffUser.id)
+        if practice_slug:
+            query = query.join(Practice, Practice.id == StaffUser.practice_id).where(
+                Practice.slug == practice_slug
+            )
+        candidates = [
+            _Candidate(
+                u.id,
+                u.practice_id,
+                u.email,
+                u.password_hash,
+                u.active,
+                u.totp_secret_sealed,
+                u.totp_last_step,
+            )
+            for u in session.scalars(query)
+        ]
 
-    if is_locked(_state(account_row), now) or is_locked(_state(ip_row), now):
+    matched: _Candidate | None = None
+    if locked or not candidates:
         burn_verification(password, params)
-        user = candidates[0] if candidates else None
-        _record(
-            session,
-            _audit_practice(session, user, practice_slug),
-            user,
-            "staff.sign_in_refused",
-            reason="locked",
-            ip=ip,
+    else:
+        matched = next(
+            (c for c in candidates if verify_password(c.password_hash, password, params)), None
         )
-        return SignInResult(message=LOCKED)
-
-    matched: StaffUser | None = None
-    if not candidates:
-        burn_verification(password, params)
-    for candidate in candidates:
-        if verify_password(candidate.password_hash, password, params):
-            matched = candidate
-            break
-
-    reason = None
+    reason: str | None = None
     step: int | None = None
-    if matched is None:
+    new_hash: str | None = None
+    if locked:
+        reason = "locked"
+    elif matched is None:
         reason = "unknown_account" if not candidates else "bad_password"
     elif not matched.active:
         reason = "disabled"
     elif matched.totp_secret_sealed is not None:
-        secret = cipher.open(matched.totp_secret_sealed) or ""
+        secret = runtime.cipher.open(matched.totp_secret_sealed) or ""
         step = matching_totp_step(secret, code, now.timestamp(), after=matched.totp_last_step)
         if step is None:
             reason = "bad_code"
-        else:
-            # Claim the step with a conditional write: two requests racing with one code
-            # cannot both win.
-            claimed = session.execute(
-                update(StaffUser)
-                .where(
-                    StaffUser.id == matched.id,
-                    or_(StaffUser.totp_last_step.is_(None), StaffUser.totp_last_step < step),
-                )
-                .values(totp_last_step=step)
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(claimed, "rowcount", 0) != 1:
-                reason = "bad_code"
+    if reason is None and matched is not None and needs_rehash(matched.password_hash, params):
+        new_hash = hash_password(password, params)
+    user_id = matched.id if matched else (candidates[0].id if candidates else None)
 
-    user = matched or (candidates[0] if candidates else None)
-    practice_id = _audit_practice(session, user, practice_slug)
-    if reason is not None:
-        _record(session, practice_id, user, "staff.sign_in_failed", reason=reason, ip=ip)
-        account_locks = _count_failure(
-            session, account_row, "account", account_key, now, account_policy(settings)
+    def settle(session: Session) -> SignInResult:
+        return _settle(
+            session,
+            settings,
+            keys,
+            now,
+            ip,
+            practice_slug,
+            user_id,
+            reason,
+            step,
+            new_hash,
+            previous_token,
         )
-        ip_locks = _count_failure(session, ip_row, "ip", ip_key, now, ip_policy(settings))
+
+    return runtime.retrying(settle)
+
+
+def _locked(session: Session, keys: tuple[str, str], now: datetime, *, lock_rows: bool) -> bool:
+    rows = [
+        _throttle(session, scope, key, lock_rows) for scope, key in zip(SCOPES, keys, strict=True)
+    ]
+    return any(is_locked(_state(row), now) for row in rows)
+
+
+def _settle(
+    session: Session,
+    settings: Settings,
+    keys: tuple[str, str],
+    now: datetime,
+    ip: str,
+    practice_slug: str | None,
+    user_id: int | None,
+    reason: str | None,
+    step: int | None,
+    new_hash: str | None,
+    previous_token: str | None,
+) -> SignInResult:
+    """Record the outcome of one attempt, in one short transaction."""
+    account_row, ip_row = (
+        _throttle(session, scope, key, True) for scope, key in zip(SCOPES, keys, strict=True)
+    )
+    user = session.get(StaffUser, user_id) if user_id is not None else None
+    practice_id = _audit_practice(session, user, practice_slug)
+    if reason == "locked" or (
+        is_locked(_state(account_row), now) or is_locked(_state(ip_row), now)
+    ):
+        _record(session, practice_id, user, "staff.sign_in_refused", reason="locked", ip=ip)
+        return SignInResult(message=LOCKED)
+    if reason is None and step is not None and user is not None:
+        # Claim the code's time step with a conditional write: two requests racing with one
+        # code cannot both win.
+        claimed = session.execute(
+            update(StaffUser)
+            .where(
+                StaffUser.id == user.id,
+                or_(StaffUser.totp_last_step.is_(None), StaffUser.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            reason = "bad_code"
+    if reason is not None or user is None:
+        _record(
+            session, practice_id, user, "staff.sign_in_failed", reason=reason or "unknown", ip=ip
+        )
+        account_locks = _count_failure(
+            session, account_row, "account", keys[0], now, account_policy(settings)
+        )
+        ip_locks = _count_failure(session, ip_row, "ip", keys[1], now, ip_policy(settings))
         if account_locks or ip_locks:
             _record(
                 session,
@@ -230,9 +301,8 @@ def sign_in(
             )
         return SignInResult(message=FAILED)
 
-    assert matched is not None
-    if needs_rehash(matched.password_hash, params):
-        matched.password_hash = hash_password(password, params)
+    if new_hash is not None:
+        user.password_hash = new_hash
     if account_row is not None:
         session.delete(account_row)
     if previous_token:
@@ -243,7 +313,7 @@ def sign_in(
     token = secrets.token_urlsafe(32)
     session.add(
         StaffSession(
-            user_id=matched.id,
+            user_id=user.id,
             token_hash=hash_token(token),
             csrf_token=secrets.token_urlsafe(32),
             created_at=now,
@@ -251,9 +321,9 @@ def sign_in(
             expires_at=now + timedelta(hours=settings.staff_session_max_hours),
         )
     )
-    matched.last_login_at = now
-    _record(session, matched.practice_id, matched, "staff.signed_in", ip=ip)
-    return SignInResult(token=token, user_id=matched.id)
+    user.last_login_at = now
+    _record(session, user.practice_id, user, "staff.signed_in", ip=ip)
+    return SignInResult(token=token, user_id=user.id)
 
 
 def _forget_expired(session: Session, settings: Settings, now: datetime) -> None:

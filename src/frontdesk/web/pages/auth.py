@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -101,24 +102,19 @@ async def login(
     target = safe_next(next)
     previous = request.cookies.get(session_cookie_name(settings))
 
-    def attempt() -> signin.SignInResult:
-        def work(session: Any) -> signin.SignInResult:
-            return signin.sign_in(
-                session,
-                runtime.cipher,
-                settings,
-                email=email,
-                password=password,
-                code=code,
-                ip=client_ip(request),
-                now=now_utc(),
-                practice_slug=practice or None,
-                previous_token=previous,
-            )
-
-        return runtime.retrying(work)
-
-    result = await run_in_threadpool(attempt)
+    result = await run_in_threadpool(
+        partial(
+            signin.sign_in,
+            runtime,
+            email=email,
+            password=password,
+            code=code,
+            ip=client_ip(request),
+            now=now_utc(),
+            practice_slug=practice or None,
+            previous_token=previous,
+        )
+    )
     if not result.ok:
         status = 429 if result.message == signin.LOCKED else 401
         return await run_in_threadpool(
