@@ -256,10 +256,20 @@ def test_lockout_after_repeated_failures_and_its_expiry(runtime: Runtime) -> Non
     assert attempt(runtime, "locked@example.com", PASSWORD, cooled).ok
     with runtime.transaction() as session:
         scopes = [t.scope for t in session.scalars(select(SignInThrottle))]
-    assert "account" in scopes  # the ghost's counter remains; the locked account's was reset
+    assert scopes == []  # every lockout has passed: nothing about these emails is kept
     actions = [a for a, _ in audit_actions(runtime)]
     assert actions.count("staff.locked_out") == 2
     assert actions.count("staff.sign_in_refused") == 3
+
+
+def test_counters_whose_window_passed_are_forgotten(runtime: Runtime) -> None:
+    add_staff(runtime)
+    assert not attempt(runtime, "guess@example.com", "wrong password!", T0).ok
+    with runtime.transaction() as session:
+        assert len(session.scalars(select(SignInThrottle)).all()) == 2  # the email, the address
+    assert attempt(runtime, "desk@example.com", PASSWORD, T0 + timedelta(hours=1)).ok
+    with runtime.transaction() as session:
+        assert session.scalars(select(SignInThrottle)).all() == []
 
 
 def test_lockout_per_client_address(database_url: str, runtime: Runtime) -> None:

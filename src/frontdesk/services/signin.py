@@ -258,6 +258,7 @@ def _settle(
     previous_token: str | None,
 ) -> SignInResult:
     """Record the outcome of one attempt, in one short transaction."""
+    _forget_stale_throttles(session, settings, now)
     account_row, ip_row = (
         _throttle(session, scope, key, True) for scope, key in zip(SCOPES, keys, strict=True)
     )
@@ -324,6 +325,18 @@ def _settle(
     user.last_login_at = now
     _record(session, user.practice_id, user, "staff.signed_in", ip=ip)
     return SignInResult(token=token, user_id=user.id)
+
+
+def _forget_stale_throttles(session: Session, settings: Settings, now: datetime) -> None:
+    """Counters whose window has passed and that lock nothing are the same as no counter:
+    delete them, so guessed emails and addresses do not pile up."""
+    window = timedelta(minutes=settings.staff_lockout_window_minutes)
+    session.execute(
+        delete(SignInThrottle).where(
+            SignInThrottle.window_started_at <= now - window,
+            or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until <= now),
+        )
+    )
 
 
 def _forget_expired(session: Session, settings: Settings, now: datetime) -> None:

@@ -74,6 +74,7 @@ def _login_page(
     set_cookie(
         response, runtime.settings, login_cookie_name(runtime.settings), token, LOGIN_FORM_SECONDS
     )
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -176,7 +177,9 @@ def _account(
         if totp_secret
         else None,
     }
-    return TEMPLATES.TemplateResponse(request, "account.html", context, status_code=status)
+    response = TEMPLATES.TemplateResponse(request, "account.html", context, status_code=status)
+    response.headers["Cache-Control"] = "no-store"  # may show a TOTP key
+    return response
 
 
 DONE = {

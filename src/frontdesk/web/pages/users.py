@@ -68,7 +68,9 @@ def _page(
         notice=notice,
         errors={e.loc: e.message for e in errors or []},
     )
-    return TEMPLATES.TemplateResponse(request, "users.html", context, status_code=status)
+    response = TEMPLATES.TemplateResponse(request, "users.html", context, status_code=status)
+    response.headers["Cache-Control"] = "no-store"  # may show a temporary password
+    return response
 
 
 async def _change(
