@@ -142,6 +142,34 @@ class Settings(BaseSettings):
             "record it as an SMS opt-out. False only for providers without that rule."
         ),
     )
+    # Staff accounts (docs/STAFF.md).
+    staff_session_idle_minutes: int = Field(
+        default=30, ge=1, le=1440, description="A staff session ends after this long unused."
+    )
+    staff_session_max_hours: int = Field(
+        default=12, ge=1, le=720, description="A staff session ends this long after sign-in."
+    )
+    staff_lockout_attempts: int = Field(
+        default=5, ge=1, le=100, description="Failed sign-ins for one email before lockout."
+    )
+    staff_lockout_ip_attempts: int = Field(
+        default=20, ge=1, le=10000, description="Failed sign-ins from one address before lockout."
+    )
+    staff_lockout_window_minutes: int = Field(
+        default=15, ge=1, le=1440, description="Failures count within this window."
+    )
+    staff_lockout_minutes: int = Field(
+        default=15, ge=1, le=1440, description="How long a lockout refuses further attempts."
+    )
+    staff_password_time_cost: int = Field(
+        default=3, ge=1, le=20, description="argon2id passes over memory per password hash."
+    )
+    staff_password_memory_kib: int = Field(
+        default=65536, ge=8, le=4_194_304, description="argon2id memory per password hash (KiB)."
+    )
+    staff_password_parallelism: int = Field(
+        default=4, ge=1, le=64, description="argon2id lanes per password hash."
+    )
 
     @classmethod
     def settings_customise_sources(

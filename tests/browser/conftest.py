@@ -96,3 +96,17 @@ def live_server(live_runtime: Runtime) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def staff_page(page: Any, live_server: str, live_runtime: Runtime) -> Any:
+    """The browser tab, signed in as a front desk person."""
+    from staff_support import PASSWORD, add_staff
+
+    add_staff(live_runtime, "desk@example.com", role="front_desk")
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", "desk@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")
+    return page

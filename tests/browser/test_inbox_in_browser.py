@@ -27,8 +27,9 @@ def _reminded(runtime: Runtime) -> None:
 
 
 def test_a_patient_confirms_from_the_outbox_page(
-    page: Any, live_server: str, live_runtime: Runtime
+    staff_page: Any, live_server: str, live_runtime: Runtime
 ) -> None:
+    page = staff_page
     _reminded(live_runtime)
     page.goto(f"{live_server}/outbox")
     assert "reminder of your appointment" in page.inner_text(".thread")
@@ -47,8 +48,9 @@ def test_a_patient_confirms_from_the_outbox_page(
 
 
 def test_an_urgent_handoff_appears_live_with_a_banner(
-    page: Any, live_server: str, live_runtime: Runtime
+    staff_page: Any, live_server: str, live_runtime: Runtime
 ) -> None:
+    page = staff_page
     clock = Clock(now_utc())
     put(live_runtime, clock, clock.now + timedelta(days=3), announce=False)
     _receive(live_runtime, clock, "other: hello", "SM1")

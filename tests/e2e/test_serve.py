@@ -24,10 +24,12 @@ import pytest
 from conftest import TEST_SECRET
 from frontdesk.bootstrap import Runtime
 from frontdesk.services.demo import SCHEDULE
+from staff_support import sign_in
 
 STARTUP_SECONDS = 30.0
 POLL_STEP_SECONDS = 0.2
 TOKEN = re.compile(r"fdk_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
+SIGN_IN = re.compile(r"Demo sign-in \(shown once\): (\S+) password (\S+)")
 ROW = re.compile(
     r'<tr class="appointment" data-external-id="demo/demo-(\d\d)">\s*<td>(\d\d:\d\d)</td>'
 )
@@ -108,8 +110,26 @@ def demo_token(server: Server) -> str:
     return str(tokens[0])
 
 
+def demo_sign_in(server: Server) -> tuple[str, str]:
+    """The demo admin's email and password, as printed once on stderr."""
+    found = SIGN_IN.findall(server.stderr())
+    assert len(found) == 1, server.stderr()
+    email, password = found[0]
+    return str(email), str(password)
+
+
 def check_demo(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=10.0) as client:
+        # The schedule and the outbox are for signed-in staff only.
+        for path in ("/", "/outbox"):
+            refused = client.get(path)
+            assert refused.status_code == 303, refused.text
+            assert refused.headers["location"].startswith("/login?next=")
+        email, password = demo_sign_in(server)
+        assert email == "demo@harborlight.example"
+        assert sign_in(client, email, "not the demo password").status_code == 401
+        assert sign_in(client, email, password).status_code == 303
+        assert client.get("/outbox").status_code == 200
         home = client.get("/")
         assert home.status_code == 200
         page = home.text

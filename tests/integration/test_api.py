@@ -14,6 +14,7 @@ from conftest import new_api_key
 from frontdesk.adapters.db.models import Appointment, AuditEvent, IntakeRejection, Patient
 from frontdesk.bootstrap import Runtime
 from frontdesk.services import practices
+from staff_support import add_staff, signed_in
 
 APPOINTMENT: dict[str, Any] = {
     "patient": {
@@ -438,6 +439,10 @@ def test_home_shows_todays_appointments_in_the_practice_timezone(
     now = datetime.now(UTC).replace(microsecond=0)
     body = {**APPOINTMENT, "start": now.isoformat(), "end": None}
     put(client, body, path="ehr/today")
+    # The API key does not open pages: the schedule is for signed-in staff.
+    assert client.get("/", follow_redirects=False).status_code == 303
+    add_staff(runtime, "desk@example.com", "front_desk")
+    signed_in(client)
     page = client.get("/")
     assert page.status_code == 200
     assert "My Practice" in page.text

@@ -17,6 +17,7 @@ from frontdesk.services import dashboard, inbox
 from integration.test_handoff import _receive
 from integration.test_reminders_flow import T0, Clock, dispatcher, drain, put
 from integration.test_replies import _outbox, _reply
+from staff_support import add_staff, signed_in
 
 
 def test_the_dashboard_counts_a_week_of_front_desk_work(runtime: Runtime) -> None:
@@ -90,7 +91,9 @@ def _a_week_of_work(runtime: Runtime) -> None:
     assert ["estimated_cost_usd", "sms_segments", "0.05"] in rows
 
 
-def test_dashboard_page_and_csv_download(client: TestClient) -> None:
+def test_dashboard_page_and_csv_download(client: TestClient, runtime: Runtime) -> None:
+    add_staff(runtime)
+    signed_in(client)
     page = client.get("/dashboard")
     assert page.status_code == 200 and "Confirmation rate" in page.text
     download = client.get("/dashboard.csv?start=2026-11-01&end=2026-11-30")

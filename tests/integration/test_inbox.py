@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -14,8 +15,14 @@ from frontdesk.bootstrap import Runtime
 from frontdesk.domain.times import now_utc
 from integration.test_handoff import _receive
 from integration.test_reminders_flow import Clock, put
+from staff_support import add_staff, signed_in
 
-ORIGIN = {"Origin": "http://testserver"}
+
+@pytest.fixture
+def desk(app_client: TestClient, runtime: Runtime) -> str:
+    """A signed-in front desk person; returns their CSRF token."""
+    add_staff(runtime, role="front_desk")
+    return signed_in(app_client)
 
 
 def _two_patients(runtime: Runtime) -> Clock:
@@ -47,7 +54,7 @@ def _conversation_of(runtime: Runtime, phone_suffix: str) -> int:
 
 
 def test_urgent_threads_are_pinned_on_top_until_acknowledged(
-    app_client: TestClient, runtime: Runtime
+    app_client: TestClient, runtime: Runtime, desk: str
 ) -> None:
     _two_patients(runtime)
     page = app_client.get("/inbox").text
@@ -63,25 +70,30 @@ def test_urgent_threads_are_pinned_on_top_until_acknowledged(
     blake = _conversation_of(runtime, "0102")
     thread = app_client.get(f"/inbox/{blake}").text
     assert "since escalation" in thread and "988" in thread
-    acked = app_client.post(f"/inbox/{blake}/state", data={"action": "acknowledge"}, headers=ORIGIN)
+    acked = app_client.post(
+        f"/inbox/{blake}/state", data={"action": "acknowledge", "csrf_token": desk}
+    )
     assert acked.status_code == 200  # followed the redirect back to the thread
     assert "since escalation" not in acked.text
     page = app_client.get("/inbox").text
     assert 'data-urgent="yes"' not in page
 
 
-def test_staff_reply_note_answer_and_hand_back(app_client: TestClient, runtime: Runtime) -> None:
+def test_staff_reply_note_answer_and_hand_back(
+    app_client: TestClient, runtime: Runtime, desk: str
+) -> None:
     _two_patients(runtime)
     avery = _conversation_of(runtime, "0101")
     refused = app_client.post(f"/inbox/{avery}/note", data={"body": "x"})
-    assert refused.status_code == 403  # no Origin: not from our page
+    assert refused.status_code == 403  # no CSRF token: not from our page
 
     app_client.post(
         f"/inbox/{avery}/reply",
-        data={"text": "Of course, see you Thursday.", "channel": "sms"},
-        headers=ORIGIN,
+        data={"text": "Of course, see you Thursday.", "channel": "sms", "csrf_token": desk},
     )
-    app_client.post(f"/inbox/{avery}/note", data={"body": "Asked about partner"}, headers=ORIGIN)
+    app_client.post(
+        f"/inbox/{avery}/note", data={"body": "Asked about partner", "csrf_token": desk}
+    )
     with runtime.transaction() as session:
         sent = session.scalars(select(OutboxMessage.body)).all()
         assert "Of course, see you Thursday." in sent
@@ -95,13 +107,14 @@ def test_staff_reply_note_answer_and_hand_back(app_client: TestClient, runtime: 
     assert "Asked about partner" in thread and "private note" in thread
 
     app_client.post(
-        f"/inbox/{avery}/appointments/{appointment.id}", data={"answer": "confirm"}, headers=ORIGIN
+        f"/inbox/{avery}/appointments/{appointment.id}",
+        data={"answer": "confirm", "csrf_token": desk},
     )
     with runtime.transaction() as session:
         assert session.get(Appointment, appointment.id).confirmation == "confirmed"  # type: ignore[union-attr]
 
     blake = _conversation_of(runtime, "0102")
-    app_client.post(f"/inbox/{blake}/state", data={"action": "hand_back"}, headers=ORIGIN)
+    app_client.post(f"/inbox/{blake}/state", data={"action": "hand_back", "csrf_token": desk})
     with runtime.transaction() as session:
         conversation = session.get(Conversation, blake)
         assert conversation is not None and conversation.owner == "agent"
@@ -109,7 +122,7 @@ def test_staff_reply_note_answer_and_hand_back(app_client: TestClient, runtime: 
 
 
 def test_the_live_stream_says_when_an_urgent_thread_arrives(
-    app_client: TestClient, runtime: Runtime
+    app_client: TestClient, runtime: Runtime, desk: str
 ) -> None:
     clock = Clock(now_utc())
     put(runtime, clock, clock.now + timedelta(days=3), announce=False)
@@ -124,12 +137,44 @@ def test_the_live_stream_says_when_an_urgent_thread_arrives(
                 break
 
 
-def test_the_review_queue_lists_and_resolves(app_client: TestClient, runtime: Runtime) -> None:
+def test_the_review_queue_lists_and_resolves(
+    app_client: TestClient, runtime: Runtime, desk: str
+) -> None:
     clock = Clock(now_utc())
     put(runtime, clock, clock.now + timedelta(days=3), announce=False)
     _receive(runtime, clock, "reschedule: R", "SM1")
     page = app_client.get("/inbox/review").text
     assert "Wants another time" in page and "Avery" in page
     item = int(page.split('action="/inbox/review/', 1)[1].split("/", 1)[0])
-    app_client.post(f"/inbox/review/{item}/resolve", headers=ORIGIN)
+    app_client.post(f"/inbox/review/{item}/resolve", data={"csrf_token": desk})
     assert "Nothing to review" in app_client.get("/inbox/review").text
+
+
+def test_a_clinician_sees_only_their_own_patients_threads(
+    app_client: TestClient, runtime: Runtime
+) -> None:
+    from frontdesk.adapters.db.models import Clinician, Practice
+
+    _two_patients(runtime)
+    with runtime.transaction() as session:
+        practice = session.scalars(select(Practice)).one()
+        other = Clinician(practice_id=practice.id, match_key="x", name="Dr. Other")
+        session.add(other)
+        session.flush()
+        clinician_id = other.id
+    add_staff(runtime, "doc@example.com", role="clinician", clinician_id=clinician_id)
+    signed_in(app_client, "doc@example.com")
+    listing = app_client.get("/inbox").text
+    assert "Avery" not in listing and "Blake" not in listing
+    avery = _conversation_of(runtime, "0101")
+    assert app_client.get(f"/inbox/{avery}").status_code == 404  # not even "forbidden"
+    assert app_client.get("/dashboard").status_code == 403
+    assert app_client.get("/inbox/review").status_code == 403
+
+
+def test_the_inbox_needs_a_signed_in_person(app_client: TestClient) -> None:
+    page = app_client.get("/inbox", follow_redirects=False)
+    assert page.status_code in (302, 303, 307) and "/login" in page.headers["location"]
+    assert (
+        app_client.get("/inbox/events", headers={"Accept": "application/json"}).status_code == 401
+    )

@@ -13,6 +13,7 @@ from frontdesk.bootstrap import Runtime
 from frontdesk.domain.times import now_utc
 from integration.test_reminders_flow import Clock, dispatcher, drain, put
 from integration.test_replies import _outbox
+from staff_support import add_staff, signed_in
 
 
 def _booked_and_reminded(runtime: Runtime, **fields: object) -> None:
@@ -104,12 +105,18 @@ def test_the_outbox_page_shows_threads_and_plays_the_patient(
     app_client: TestClient, runtime: Runtime
 ) -> None:
     _booked_and_reminded(runtime)
+    assert app_client.get("/outbox", follow_redirects=False).status_code == 303  # staff only
+    add_staff(runtime, "desk@example.com", "front_desk")
+    csrf = signed_in(app_client)
     page = app_client.get("/outbox")
     assert page.status_code == 200
     assert "reminder of your appointment" in page.text and "Avery" in page.text
     patient_id = int(page.text.split('data-patient="', 1)[1].split('"', 1)[0])
 
     form = {"patient_id": str(patient_id), "text": "C", "channel": "sms"}
+    no_token = app_client.post("/outbox/reply", data=form, headers={"Origin": "http://testserver"})
+    assert no_token.status_code == 403  # the form's CSRF token is required
+    form["csrf_token"] = csrf
     forged = app_client.post("/outbox/reply", data=form, headers={"Origin": "https://evil.example"})
     assert forged.status_code == 403
     posted = app_client.post(

@@ -16,6 +16,7 @@ from frontdesk.cli import (
     practices,
     reminders,
     serving,
+    users,
     webhooks,
 )
 from frontdesk.cli import integrations as integrations_cli
@@ -33,6 +34,7 @@ __all__ = [
     "practices",
     "reminders",
     "serving",
+    "users",
     "webhooks",
 ]
 

@@ -39,7 +39,7 @@ def serve(
     unless --no-worker (then run `frontdesk worker` separately)."""
     import uvicorn
 
-    from frontdesk.services import apikeys, practices
+    from frontdesk.services import apikeys, practices, staff
     from frontdesk.services import demo as demo_seed
     from frontdesk.web.app import create_app
 
@@ -55,15 +55,22 @@ def serve(
                     session, runtime.cipher, chosen, now_utc(), settings.reminder_policy
                 )
                 _, token = apikeys.create_api_key(session, chosen, "demo", actor="demo-seed")
-                name = chosen.name
+                admin, password = staff.ensure_demo_admin(
+                    session, chosen, staff.hash_parameters(settings)
+                )
+                name, admin_email = chosen.name, admin.email
                 demo_practice_id = chosen.id
             err.print(f"Demo practice [bold]{escape(name)}[/bold]: {count} appointments this week.")
             err.print(f"Demo API key (shown once): [bold]{token}[/bold]", soft_wrap=True)
-        if not _is_loopback(bind_host):
             err.print(
-                "[yellow]warning:[/yellow] the schedule page has no staff login yet; "
-                "serving it beyond this machine shows patient first names to anyone who can "
-                "reach it."
+                f"Demo sign-in (shown once): [bold]{admin_email}[/bold] "
+                f"password [bold]{password}[/bold]",
+                soft_wrap=True,
+            )
+        if not _is_loopback(bind_host) and not settings.public_url.startswith("https://"):
+            err.print(
+                "[yellow]warning:[/yellow] serving beyond this machine without https: set "
+                "FRONTDESK_PUBLIC_URL=https://… behind a TLS proxy so sign-in cookies are Secure."
             )
         err.print(f"frontdesk is at http://{bind_host}:{bind_port}  (API docs: /docs)")
         stop = threading.Event()

@@ -14,7 +14,7 @@ from frontdesk.adapters.metrics import make_registry
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.logs import configure_logging
-from frontdesk.web import channel_webhooks, errors, pages, widget
+from frontdesk.web import access, channel_webhooks, errors, pages, widget
 from frontdesk.web.api import integrations, knowledge, messaging, v1, webhooks
 from frontdesk.web.body_limit import BodySizeLimit
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.metrics_registry, app.state.dispatch_metrics = make_registry(rt.sessions)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
+    access.install(app)
     app.include_router(v1.router)
     app.include_router(messaging.router)
     app.include_router(knowledge.router)

@@ -464,5 +464,6 @@ from frontdesk.adapters.db import (  # noqa: E402, F401
     handoff_models,
     knowledge_models,
     scheduler_models,
+    staff_models,
     webhook_models,
 )

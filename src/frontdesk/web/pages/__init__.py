@@ -14,10 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.errors import PracticeNotChosen
+from frontdesk.domain.staff import Role
 from frontdesk.domain.times import now_utc
 from frontdesk.services import practices, queries
+from frontdesk.services.queries import AgendaDay
+from frontdesk.services.staff import Staff
 from frontdesk.services.views import practice_view
-from frontdesk.web.pages import dashboard, inbox, links, outbox
+from frontdesk.web.access import CurrentStaff
+from frontdesk.web.pages import auth, dashboard, inbox, links, outbox, users
 from frontdesk.web.pages.shared import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -25,26 +29,41 @@ router.include_router(outbox.router)
 router.include_router(links.router)
 router.include_router(inbox.router)
 router.include_router(dashboard.router)
+router.include_router(auth.router)
+router.include_router(users.router)
 
 
-def _home_context(runtime: Runtime, slug: str | None) -> dict[str, Any]:
+def _home_context(runtime: Runtime, slug: str | None, staff: Staff) -> dict[str, Any]:
     with runtime.transaction() as session:
         try:
             practice = practices.resolve_practice(session, slug)
         except PracticeNotChosen:
             return {"choose": [practice_view(p) for p in practices.list_practices(session)]}
         now = now_utc()
+        days = queries.agenda(session, practice, now)
+        if staff.role == Role.CLINICIAN:  # a clinician sees their own sessions only
+            mine = [
+                AgendaDay(d.day, [a for a in d.appointments if _with(a, staff.clinician_id)])
+                for d in days
+            ]
+            days = [d for d in mine if d.appointments]
         return {
             "practice": practice_view(practice),
-            "days": queries.agenda(session, practice, now),
+            "days": days,
             "today": now.astimezone(ZoneInfo(practice.timezone)).date(),
         }
 
 
+def _with(appointment: dict[str, Any], clinician_id: int | None) -> bool:
+    clinician = appointment.get("clinician")
+    return clinician_id is not None and clinician is not None and clinician["id"] == clinician_id
+
+
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, practice: str | None = None) -> HTMLResponse:
+async def home(request: Request, staff: CurrentStaff) -> HTMLResponse:
     runtime: Runtime = request.app.state.runtime
-    context = await run_in_threadpool(_home_context, runtime, practice)
+    # A person sees their own practice's schedule, whatever the address asks for.
+    context = await run_in_threadpool(_home_context, runtime, staff.practice_slug, staff)
     return TEMPLATES.TemplateResponse(request, "home.html", context)
 
 

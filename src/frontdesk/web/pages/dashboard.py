@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from frontdesk.adapters.db.models import Practice
 from frontdesk.bootstrap import Runtime
+from frontdesk.domain.staff import Role
 from frontdesk.domain.times import now_utc, zone
-from frontdesk.services import dashboard, practices
+from frontdesk.services import dashboard
+from frontdesk.services.staff import Staff
+from frontdesk.web.access import require_role
 from frontdesk.web.pages.shared import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
+DeskStaff = Annotated[Staff, Depends(require_role(Role.ADMIN, Role.FRONT_DESK))]
 
 
 def _board(
-    runtime: Runtime, start: date | None, end: date | None
+    runtime: Runtime, practice_id: int, start: date | None, end: date | None
 ) -> tuple[Any, dashboard.Dashboard]:
     now = now_utc()
     with runtime.transaction() as session:
-        practice = practices.resolve_practice(session, None)
+        practice = session.get(Practice, practice_id)
+        assert practice is not None
         today = now.astimezone(zone(practice.timezone)).date()
         first, last = dashboard.period(practice, start, end, today)
         return practice, dashboard.build(session, practice, first, last, now)
@@ -36,10 +42,10 @@ def _bars(values: dict[str, int]) -> list[dict[str, Any]]:
 
 @router.get("/dashboard", response_class=HTMLResponse)
 async def page(
-    request: Request, start: date | None = None, end: date | None = None
+    request: Request, staff: DeskStaff, start: date | None = None, end: date | None = None
 ) -> HTMLResponse:
     runtime: Runtime = request.app.state.runtime
-    practice, board = await run_in_threadpool(_board, runtime, start, end)
+    practice, board = await run_in_threadpool(_board, runtime, staff.practice_id, start, end)
     sent_by_channel = {
         channel: sum(states.values()) for channel, states in sorted(board.reminders.items())
     }
@@ -59,9 +65,11 @@ async def page(
 
 
 @router.get("/dashboard.csv")
-async def export(request: Request, start: date | None = None, end: date | None = None) -> Response:
+async def export(
+    request: Request, staff: DeskStaff, start: date | None = None, end: date | None = None
+) -> Response:
     runtime: Runtime = request.app.state.runtime
-    _, board = await run_in_threadpool(_board, runtime, start, end)
+    _, board = await run_in_threadpool(_board, runtime, staff.practice_id, start, end)
     name = f"frontdesk-dashboard-{board.start.date()}-{board.end.date()}.csv"
     return Response(
         dashboard.to_csv(board),

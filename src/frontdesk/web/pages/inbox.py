@@ -8,20 +8,27 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from frontdesk.adapters.db.models import Conversation, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
-from frontdesk.domain.errors import Forbidden
+from frontdesk.domain.errors import NotFound
+from frontdesk.domain.staff import Role
 from frontdesk.domain.times import now_utc
-from frontdesk.services import inbox, practices
+from frontdesk.services import inbox
 from frontdesk.services.chores import message_sender
 from frontdesk.services.reminders import Planning
-from frontdesk.web.pages.shared import TEMPLATES, same_origin, staff_of
+from frontdesk.services.staff import Staff, visible_patient_ids
+from frontdesk.web.access import CurrentStaff, require_role
+from frontdesk.web.pages.shared import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
+# The review queue is the front desk's; clinicians work from their own patients' threads.
+DeskStaff = Annotated[Staff, Depends(require_role(Role.ADMIN, Role.FRONT_DESK))]
 
 
 def _runtime(request: Request) -> Runtime:
@@ -32,17 +39,18 @@ def _runtime(request: Request) -> Runtime:
 @router.get("/inbox", response_class=HTMLResponse)
 async def inbox_list(
     request: Request,
+    staff: CurrentStaff,
     view: str = "all",
     channel: str | None = None,
     status: str | None = None,
     q: str | None = None,
 ) -> HTMLResponse:
     runtime = _runtime(request)
-    me = staff_of(request)
+    me = _who(staff)
 
     def read() -> dict[str, Any]:
         with runtime.transaction() as session:
-            practice = practices.resolve_practice(session, None)
+            practice = _practice(session, staff)
             items = inbox.threads(
                 session,
                 practice,
@@ -51,6 +59,7 @@ async def inbox_list(
                 status=status or None,
                 search=q or None,
                 me=me,
+                patient_ids=visible_patient_ids(session, staff),
             )
             return {
                 "practice": practice,
@@ -69,26 +78,25 @@ async def inbox_list(
 
 
 @router.get("/inbox/review", response_class=HTMLResponse)
-async def review(request: Request) -> HTMLResponse:
+async def review(request: Request, staff: DeskStaff) -> HTMLResponse:
     runtime = _runtime(request)
 
     def read() -> dict[str, Any]:
         with runtime.transaction() as session:
-            practice = practices.resolve_practice(session, None)
+            practice = _practice(session, staff)
             return {"practice": practice, "items": inbox.review_queue(session, practice)}
 
     return TEMPLATES.TemplateResponse(request, "review.html", await run_in_threadpool(read))
 
 
 @router.post("/inbox/review/{item_id}/resolve")
-async def resolve_review(request: Request, item_id: int) -> RedirectResponse:
-    _check_form(request)
+async def resolve_review(request: Request, staff: DeskStaff, item_id: int) -> RedirectResponse:
     runtime = _runtime(request)
-    who = staff_of(request)
+    who = _who(staff)
 
     def act() -> None:
         with runtime.transaction() as session:
-            practice = practices.resolve_practice(session, None)
+            practice = _practice(session, staff)
             inbox.resolve_review(session, practice, item_id, who, now_utc())
 
     await run_in_threadpool(act)
@@ -96,14 +104,14 @@ async def resolve_review(request: Request, item_id: int) -> RedirectResponse:
 
 
 @router.get("/inbox/events")
-async def events(request: Request) -> StreamingResponse:
+async def events(request: Request, staff: CurrentStaff) -> StreamingResponse:
     """Server-sent events: ``change`` whenever a message arrives or a handoff happens, with the
     number of unacknowledged urgent threads (the page plays a cue when it grows)."""
     runtime = _runtime(request)
 
     def fingerprint() -> tuple[int, int, int]:
         with runtime.transaction() as session:
-            return inbox.latest_change(session, practices.resolve_practice(session, None))
+            return inbox.latest_change(session, _practice(session, staff))
 
     interval = float(request.query_params.get("interval", "2"))
 
@@ -124,12 +132,13 @@ async def events(request: Request) -> StreamingResponse:
 
 
 @router.get("/inbox/{conversation_id}", response_class=HTMLResponse)
-async def thread(request: Request, conversation_id: int) -> HTMLResponse:
+async def thread(request: Request, staff: CurrentStaff, conversation_id: int) -> HTMLResponse:
     runtime = _runtime(request)
 
     def read() -> dict[str, Any]:
         with runtime.transaction() as session:
-            practice = practices.resolve_practice(session, None)
+            practice = _practice(session, staff)
+            _visible(session, staff, conversation_id)
             context = inbox.thread(session, practice, conversation_id, runtime.cipher, now_utc())
             context.update(practice=practice, channels=[c.value for c in Channel], now=now_utc())
             return context
@@ -140,17 +149,18 @@ async def thread(request: Request, conversation_id: int) -> HTMLResponse:
 @router.post("/inbox/{conversation_id}/reply")
 async def reply(
     request: Request,
+    staff: CurrentStaff,
     conversation_id: int,
     text: Annotated[str, Form()],
     channel: Annotated[Channel, Form()],
 ) -> RedirectResponse:
-    _check_form(request)
     runtime = _runtime(request)
-    who = staff_of(request)
+    who = _who(staff)
 
     def act() -> None:
         with runtime.transaction() as session:
-            practice = practices.resolve_practice(session, None)
+            practice = _practice(session, staff)
+            _visible(session, staff, conversation_id)
             message = inbox.reply(
                 session,
                 practice,
@@ -171,15 +181,15 @@ async def reply(
 
 @router.post("/inbox/{conversation_id}/note")
 async def note(
-    request: Request, conversation_id: int, body: Annotated[str, Form()]
+    request: Request, staff: CurrentStaff, conversation_id: int, body: Annotated[str, Form()]
 ) -> RedirectResponse:
-    _check_form(request)
     runtime = _runtime(request)
-    who = staff_of(request)
+    who = _who(staff)
 
     def act() -> None:
         with runtime.transaction() as session:
-            practice = practices.resolve_practice(session, None)
+            practice = _practice(session, staff)
+            _visible(session, staff, conversation_id)
             inbox.add_note(session, practice, conversation_id, body=body, who=who)
 
     await run_in_threadpool(act)
@@ -189,17 +199,18 @@ async def note(
 @router.post("/inbox/{conversation_id}/state")
 async def state(
     request: Request,
+    staff: CurrentStaff,
     conversation_id: int,
     action: Annotated[str, Form()],
     assignee: Annotated[str | None, Form()] = None,
 ) -> RedirectResponse:
-    _check_form(request)
     runtime = _runtime(request)
-    who = staff_of(request)
+    who = _who(staff)
 
     def act() -> None:
         with runtime.transaction() as session:
-            practice = practices.resolve_practice(session, None)
+            practice = _practice(session, staff)
+            _visible(session, staff, conversation_id)
             inbox.set_state(
                 session,
                 practice,
@@ -217,17 +228,18 @@ async def state(
 @router.post("/inbox/{conversation_id}/appointments/{appointment_id}")
 async def answer(
     request: Request,
+    staff: CurrentStaff,
     conversation_id: int,
     appointment_id: int,
     answer: Annotated[str, Form()],
 ) -> RedirectResponse:
-    _check_form(request)
     runtime = _runtime(request)
-    who = staff_of(request)
+    who = _who(staff)
 
     def act() -> None:
         with runtime.transaction() as session:
-            practice = practices.resolve_practice(session, None)
+            practice = _practice(session, staff)
+            _visible(session, staff, conversation_id)
             inbox.answer_for_patient(
                 session,
                 practice,
@@ -242,6 +254,22 @@ async def answer(
     return RedirectResponse(f"/inbox/{conversation_id}", status_code=303)
 
 
-def _check_form(request: Request) -> None:
-    if not same_origin(request):
-        raise Forbidden("cross-site form posts are refused")
+def _practice(session: Session, staff: Staff) -> Practice:
+    practice = session.get(Practice, staff.practice_id)
+    assert practice is not None
+    return practice
+
+
+def _who(staff: Staff) -> str:
+    return staff.email
+
+
+def _visible(session: Session, staff: Staff, conversation_id: int) -> None:
+    """A clinician sees only their own patients' threads; anything else is 'not found' (not
+    'forbidden'), so the page does not tell them the thread exists."""
+    allowed = visible_patient_ids(session, staff)
+    if allowed is None:
+        return
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or conversation.patient_id not in allowed:
+        raise NotFound(f"conversation {conversation_id} not found")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
@@ -20,13 +20,18 @@ from frontdesk.adapters.db.models import Conversation, Message, Patient
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import Forbidden, PracticeNotChosen, ValidationFailed
+from frontdesk.domain.staff import Role
 from frontdesk.services import practices
 from frontdesk.services.chores import message_sender
 from frontdesk.services.inbound_messages import outbox_reply
+from frontdesk.services.staff import Staff
 from frontdesk.services.threads import list_messages
+from frontdesk.web.access import require_role
 from frontdesk.web.pages.shared import TEMPLATES, same_origin
 
 router = APIRouter(include_in_schema=False)
+# Every patient's thread: the front desk's view, not a clinician's (they see only their own).
+OutboxStaff = Annotated[Staff, Depends(require_role(Role.ADMIN, Role.FRONT_DESK))]
 
 
 def _context(runtime: Runtime, slug: str | None, patient_id: int | None) -> dict[str, Any]:
@@ -80,10 +85,10 @@ def _context(runtime: Runtime, slug: str | None, patient_id: int | None) -> dict
 
 @router.get("/outbox", response_class=HTMLResponse)
 async def outbox(
-    request: Request, practice: str | None = None, patient: int | None = None
+    request: Request, staff: OutboxStaff, practice: str | None = None, patient: int | None = None
 ) -> HTMLResponse:
     runtime: Runtime = request.app.state.runtime
-    context = await run_in_threadpool(_context, runtime, practice, patient)
+    context = await run_in_threadpool(_context, runtime, staff.practice_slug, patient)
     return TEMPLATES.TemplateResponse(request, "outbox.html", context)
 
 
@@ -93,6 +98,7 @@ async def reply(
     patient_id: Annotated[int, Form()],
     text: Annotated[str, Form()],
     channel: Annotated[Channel, Form()],
+    staff: OutboxStaff,
     practice: Annotated[str | None, Form()] = None,
 ) -> RedirectResponse:
     if not same_origin(request):
@@ -101,7 +107,7 @@ async def reply(
 
     def act() -> None:
         with runtime.transaction() as session:
-            practice_id = practices.resolve_practice(session, practice).id
+            practice_id = practices.resolve_practice(session, staff.practice_slug).id
         outbox_reply(
             runtime,
             message_sender(runtime),
