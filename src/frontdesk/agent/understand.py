@@ -1,0 +1,195 @@
+"""Understanding a patient's message: exactly one intent, its language, why, and how sure.
+
+The order of reading (each step documented in ``docs/QUALITY-intents.md``):
+
+1. **Bare keywords** (``keywords.bare_keyword``): the whole message is STOP, HELP, C, Y, N, R,
+   SÍ, 👍... A bare ``CANCEL`` is a carrier opt-out: ``opt_out`` with ``carrier_cancel=True``
+   by default, ``cancel`` when ``bare_cancel_is_opt_out=False`` (providers where CANCEL is not
+   a carrier keyword). A bare ``YES`` is a confirm with ``carrier_opt_in=True``.
+2. **Safety** (``safety``): crisis, then clinical concern. They win over everything.
+3. **Opt-out / opt-in** in free text ("stop texting me", "remove me from this list").
+4. **Appointment replies and questions**: questions *about* cancelling ("what's your late
+   cancel fee?") and take-backs ("I'm NOT cancelling") are hidden first, then strong rules in
+   the order reschedule > cancel > confirm > opt-in > question > help, then weak ones
+   (a bare "ok", "no sorry"), then notes that need nothing (running late, thanks).
+5. **The model** (``intent_model``) for a message no rule decides; a guess below
+   ``MODEL_FLOOR`` is ``other`` (a person reads it).
+
+``understand`` is pure (no I/O after the first call loads the lexicons and trains the model)
+and fast: see ``docs/QUALITY-intents.md`` for messages per second.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from frontdesk.agent import lexicons, safety
+from frontdesk.agent.intent_model import model
+from frontdesk.agent.keywords import CARRIER_CANCEL, bare_keyword, normalize
+from frontdesk.domain.intents import Evidence, Intent, Understanding, rank
+
+MODEL_FLOOR = 0.45
+# Consent changes only on words that say so: the model never opts anyone out or in.
+_RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
+_KEYWORD_CONFIDENCE = 0.99
+_CRISIS_CONFIDENCE = 0.95
+_SOFT_CRISIS_CONFIDENCE = 0.75
+_CLINICAL_CONFIDENCE = 0.85
+_STRONG_CONFIDENCE = 0.9
+_WEAK_CONFIDENCE = 0.7
+
+# (lexicon, intent) in the order they are tried; the first family that fires decides
+# among the non-safety intents, except that strongest-by-priority wins within one tier.
+_STRONG: tuple[tuple[str, Intent], ...] = (
+    ("reschedule", Intent.RESCHEDULE),
+    ("cancel", Intent.CANCEL),
+    ("confirm", Intent.CONFIRM),
+    ("opt_in", Intent.OPT_IN),
+    ("question", Intent.QUESTION),
+    ("help", Intent.HELP),
+)
+_WEAK: tuple[tuple[str, Intent], ...] = (
+    ("cancel_weak", Intent.CANCEL),
+    ("confirm_weak", Intent.CONFIRM),
+    ("other", Intent.OTHER),
+)
+
+_ES_WORDS = frozenset(
+    "que de la el los las por para mi cita manana gracias hola puedo quiero estoy favor con "
+    "una es si tengo voy hoy ya pero muy bien nos vemos sesion cancelar cambiar hora dia "
+    "usted ustedes necesito tarde semana proxima lunes martes miercoles jueves viernes sabado "
+    "domingo ahi estare confirmo podemos puede pueden algo mas nada todo esta este esto como "
+    "donde cuando cuanto porque tambien hablar ayuda llegar ir no se pasa buenas buenos dias "
+    "mensajes mensaje".split()
+)
+_EN_WORDS = frozenset(
+    "the i you to a is my it can will be and of for at on in this that see tomorrow thanks "
+    "yes please appointment session cancel reschedule not am are have what where when how "
+    "there then today next week need want make just sorry hi hello okay ok time late "
+    "coming come text message messages with your me do does did".split()
+)
+_SPANISH_MARKS = re.compile("[ñ¿¡áéíóú]", re.IGNORECASE)
+
+
+def detect_language(raw: str, normalized: str, hint: str | None = None) -> str:
+    """``es`` or ``en`` by function words and Spanish marks; the hint breaks ties."""
+    words = normalized.split()
+    es = sum(1 for w in words if w in _ES_WORDS) + 2 * len(_SPANISH_MARKS.findall(raw))
+    en = sum(1 for w in words if w in _EN_WORDS)
+    if es > en:
+        return "es"
+    if en > es:
+        return "en"
+    if hint and hint.split("-")[0].lower() == "es":
+        return "es"
+    return "en"
+
+
+def understand(
+    text: str, *, language_hint: str | None = None, bare_cancel_is_opt_out: bool = True
+) -> Understanding:
+    """One intent for one patient message (see the module docstring for the order)."""
+    normalized = normalize(text)
+    language = detect_language(text, normalized, language_hint)
+    asks_for_person = lexicons.load("person").search(normalized) is not None
+    asks_if_bot = lexicons.load("bot").search(normalized) is not None
+
+    keyword = bare_keyword(text)
+    if keyword is not None:
+        intent = keyword.intent
+        carrier_cancel = False
+        if keyword.word == CARRIER_CANCEL:
+            carrier_cancel = bare_cancel_is_opt_out
+            intent = Intent.OPT_OUT if bare_cancel_is_opt_out else Intent.CANCEL
+        return Understanding(
+            intent=intent,
+            language=_keyword_language(keyword.word, language_hint, language),
+            confidence=_KEYWORD_CONFIDENCE,
+            evidence=(Evidence(intent, f"keyword:{keyword.word.upper()}", text.strip()),),
+            is_keyword=True,
+            carrier_cancel=carrier_cancel,
+            carrier_opt_in=keyword.carrier_opt_in,
+        )
+
+    evidence = _rules(normalized)
+    if evidence:
+        top = min(evidence, key=lambda e: rank(e.intent))
+        intent, confidence = top.intent, _confidence(top)
+    else:
+        guess = model().predict(normalized) if normalized else None
+        if (
+            guess is not None
+            and guess.confidence >= MODEL_FLOOR
+            and guess.intent not in _RULES_ONLY
+        ):
+            intent, confidence = guess.intent, round(guess.confidence, 3)
+            evidence = [Evidence(intent, "model:naive_bayes")]
+        else:
+            intent, confidence = Intent.OTHER, 0.5
+            evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
+    if asks_for_person and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}:
+        intent, confidence = Intent.HELP, _STRONG_CONFIDENCE
+        evidence.insert(0, Evidence(Intent.HELP, "asks_for_person"))
+    elif asks_if_bot and intent in {Intent.OTHER, Intent.HELP, Intent.CONFIRM}:
+        intent, confidence = Intent.QUESTION, _STRONG_CONFIDENCE
+        evidence.insert(0, Evidence(Intent.QUESTION, "asks_if_bot"))
+    evidence.sort(key=lambda e: rank(e.intent))
+    return Understanding(
+        intent=intent,
+        language=language,
+        confidence=confidence,
+        evidence=tuple(evidence),
+        asks_for_person=asks_for_person,
+        asks_if_bot=asks_if_bot,
+    )
+
+
+def _rules(normalized: str) -> list[Evidence]:
+    """Evidence from every rule family, safety first; empty when no rule fires."""
+    found = safety.crisis_evidence(normalized) + safety.clinical_evidence(normalized)
+    for name, intent in (("opt_out", Intent.OPT_OUT),):
+        hit = lexicons.load(name).search(normalized)
+        if hit is not None:
+            found.append(Evidence(intent, hit.rule, hit.matched))
+    text = lexicons.load("policy").mask(normalized, " _policy_ ")
+    text = lexicons.load("negation").mask(text, " _keep_ ")
+    strong = _family(text, _STRONG)
+    found.extend(strong)
+    if not strong:
+        found.extend(_family(text, _WEAK))
+    return found
+
+
+def _family(text: str, families: tuple[tuple[str, Intent], ...]) -> list[Evidence]:
+    found = []
+    for name, intent in families:
+        hit = lexicons.load(name).search(text)
+        if hit is not None:
+            found.append(Evidence(intent, hit.rule, hit.matched))
+    return found
+
+
+def _confidence(top: Evidence) -> float:
+    if top.intent is Intent.CRISIS:
+        return _SOFT_CRISIS_CONFIDENCE if top.rule in _soft_rules() else _CRISIS_CONFIDENCE
+    if top.intent is Intent.CLINICAL_CONCERN:
+        return _CLINICAL_CONFIDENCE
+    weak = top.rule.split(":")[0] in {name for name, _ in _WEAK}
+    return _WEAK_CONFIDENCE if weak else _STRONG_CONFIDENCE
+
+
+@cache
+def _soft_rules() -> frozenset[str]:
+    return frozenset(
+        e.rule for name in ("crisis_en", "crisis_es") for e in lexicons.load(name).entries if e.soft
+    )
+
+
+def _keyword_language(word: str, hint: str | None, detected: str) -> str:
+    if word in {"si", "cambiar", "cancelar", "confirmo", "confirmar", "ayuda", "baja", "alto",
+                "parar", "detener", "alta", "reanudar", "reprogramar", "confirmado"}:
+        return "es"
+    if hint:
+        return "es" if hint.split("-")[0].lower() == "es" else "en"
+    return "en" if word.isascii() and len(word) > 1 else detected
