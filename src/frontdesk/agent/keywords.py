@@ -150,13 +150,13 @@ _SHORTHAND: dict[str, str] = {
     "therapist's": "therapist", "bf": "boyfriend", "gf": "girlfriend",
     # crisis slang (read as what it means)
     "kms": "kill myself", "kys": "kill yourself", "unalive": "kill", "unaliving": "killing",
-    "sewerslide": "suicide", "suicde": "suicide", "sucide": "suicide", "suicid": "suicide",
+    "sewerslide": "suicide", "kil": "kill", "kiled": "killed", "suicde": "suicide", "sucide": "suicide", "suicid": "suicide",
     "od": "overdose", "oded": "overdosed",
     # Spanish shorthand
-    "q": "que", "xq": "porque", "pq": "porque", "porq": "porque", "tb": "tambien",
+    "q": "que", "kiero": "quiero", "kieres": "quieres", "ke": "que", "qiero": "quiero", "xq": "porque", "pq": "porque", "porq": "porque", "tb": "tambien",
     "tmb": "tambien", "mna": "manana", "mnn": "manana", "mnna": "manana", "xfa": "por favor",
     "porfa": "por favor", "xfavor": "por favor", "msj": "mensaje", "msjs": "mensajes",
-    "dnd": "donde", "pa": "para", "nse": "no se", "ntp": "no te preocupes",
+    "dnd": "donde", "pa": "para", "ne": "any", "nemore": "anymore", "nymore": "anymore", "nse": "no se", "ntp": "no te preocupes",
 }
 
 # Words typos are corrected towards (one edit for 5-7 letters, two for longer).
@@ -166,7 +166,7 @@ _FUZZY_TARGETS = (
     "confirmed", "confirming", "tomorrow", "tonight", "session", "sessions", "unsubscribe",
     "suicide", "suicidal", "myself", "therapist", "therapy", "medication", "medications",
     "anxiety", "depressed", "depression", "cancelar", "confirmar", "reprogramar", "cambiar",
-    "manana", "pastillas", "suicidarme", "matarme", "sesion", "please", "schedule",
+    "manana", "pastillas", "suicidarme", "sesion", "resubscribe", "please", "schedule",
     "thursday", "wednesday", "tuesday", "friday", "saturday", "monday", "sunday",
     "insurance", "available", "overdose", "overdosed", "prescription", "messages", "texting",
     "stop", "remove", "anymore", "hopeless", "worthless", "unsubscribe", "different",
@@ -219,9 +219,15 @@ _AFTER_BE = frozenset({"am", "im", "feel", "feeling", "felt", "was", "been", "so
                        "really", "too", "is", "are", "got", "getting", "be", "and", "or"})
 
 
+_AFTER_HE = frozenset({"be", "kill", "hurt", "come", "call", "do", "get", "go", "find", "see",
+                       "never", "not", "probably", "definitely", "make", "take", "hit", "leave"})
+
+
 def _word(tok: str, prev: str, nxt: str, count: int) -> str:
     if tok == "ill" and prev in _AFTER_BE:
         return "ill"  # "I'm ill", not "I will"
+    if tok in {"hell", "shell"} and nxt in _AFTER_HE:
+        return "he will" if tok == "hell" else "she will"
     if tok == "c":
         return "see" if nxt in {"u", "you", "ya", "y'all"} else "c"
     if tok in {"r", "n", "b", "u", "k"} and count == 1:
@@ -240,7 +246,9 @@ def _correct(tok: str) -> str:
     size = len(tok)
     if size < 5 or tok in _FUZZY_SET or tok in _NOT_TYPOS or tok.isdigit():
         return tok
-    limit = 1 if size < 8 else 2
+    if tok.endswith("s") and tok[:-1] in _FUZZY_SET:  # plural or possessive
+        return tok
+    limit = 1 if size < 9 else 2
     best, best_d = tok, limit + 1
     for target in _FUZZY_TARGETS:
         if abs(len(target) - size) > limit or target[0] != tok[0]:

@@ -29,7 +29,7 @@ from frontdesk.agent.intent_model import model
 from frontdesk.agent.keywords import CARRIER_CANCEL, bare_keyword, normalize
 from frontdesk.domain.intents import Evidence, Intent, Understanding, rank
 
-MODEL_FLOOR = 0.45
+MODEL_FLOOR = 0.5
 # Consent changes only on words that say so: the model never opts anyone out or in.
 _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 _KEYWORD_CONFIDENCE = 0.99
@@ -46,13 +46,13 @@ _STRONG: tuple[tuple[str, Intent], ...] = (
     ("cancel", Intent.CANCEL),
     ("confirm", Intent.CONFIRM),
     ("opt_in", Intent.OPT_IN),
-    ("question", Intent.QUESTION),
     ("help", Intent.HELP),
+    ("question", Intent.QUESTION),
 )
 _WEAK: tuple[tuple[str, Intent], ...] = (
     ("cancel_weak", Intent.CANCEL),
-    ("confirm_weak", Intent.CONFIRM),
     ("other", Intent.OTHER),
+    ("confirm_weak", Intent.CONFIRM),
 )
 
 _ES_WORDS = frozenset(
@@ -128,12 +128,12 @@ def understand(
         else:
             intent, confidence = Intent.OTHER, 0.5
             evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
-    if asks_for_person and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}:
-        intent, confidence = Intent.HELP, _STRONG_CONFIDENCE
-        evidence.insert(0, Evidence(Intent.HELP, "asks_for_person"))
-    elif asks_if_bot and intent in {Intent.OTHER, Intent.HELP, Intent.CONFIRM}:
+    if asks_if_bot and intent in {Intent.OTHER, Intent.HELP, Intent.CONFIRM}:
         intent, confidence = Intent.QUESTION, _STRONG_CONFIDENCE
         evidence.insert(0, Evidence(Intent.QUESTION, "asks_if_bot"))
+    elif asks_for_person and not asks_if_bot and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}:
+        intent, confidence = Intent.HELP, _STRONG_CONFIDENCE
+        evidence.insert(0, Evidence(Intent.HELP, "asks_for_person"))
     evidence.sort(key=lambda e: rank(e.intent))
     return Understanding(
         intent=intent,
@@ -157,7 +157,7 @@ def _rules(normalized: str) -> list[Evidence]:
     strong = _family(text, _STRONG)
     found.extend(strong)
     if not strong:
-        found.extend(_family(text, _WEAK))
+        found.extend(_family(text, _WEAK)[:1])  # weak rules: the first that fires
     return found
 
 

@@ -3,10 +3,10 @@
 Safety wins when a message carries several intents: ``crisis`` > ``clinical_concern`` >
 ``opt_out`` > everything else. Among the rest, an appointment action beats a question (a
 patient who writes "can't make it thursday, can we do friday?" wants the move), so the full
-order is::
+order is (``help``, asking what to do or for a person, is more specific than ``question``)::
 
     crisis > clinical_concern > opt_out > reschedule > cancel > confirm > opt_in
-           > question > help > other
+           > help > question > other
 
 ``Understanding`` is the plain result the agent's ``understand()`` returns; it lives here so
 services can take it without importing the agent.
@@ -40,8 +40,8 @@ PRIORITY: tuple[Intent, ...] = (
     Intent.CANCEL,
     Intent.CONFIRM,
     Intent.OPT_IN,
-    Intent.QUESTION,
     Intent.HELP,
+    Intent.QUESTION,
     Intent.OTHER,
 )
 _RANK = {intent: rank for rank, intent in enumerate(PRIORITY)}
