@@ -30,6 +30,12 @@ from frontdesk.agent.keywords import CARRIER_CANCEL, bare_keyword, normalize
 from frontdesk.domain.intents import Evidence, Intent, Understanding, rank
 
 MODEL_FLOOR = 0.5
+# A message longer than this many words is a story or a letter, not a reply: appointment
+# rules read only its opening and closing words, short-only opt-out lines ("leave me alone")
+# do not count, and when no rule fires it goes to staff (clinical_concern) unless it asks
+# something (question). The model, trained on short replies, does not judge it.
+LONG_WORDS = 40
+_HEAD_WORDS, _TAIL_WORDS = 25, 15
 # Consent changes only on words that say so: the model never opts anyone out or in.
 _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 _KEYWORD_CONFIDENCE = 0.99
@@ -49,6 +55,7 @@ _STRONG: tuple[tuple[str, Intent], ...] = (
     ("help", Intent.HELP),
     ("question", Intent.QUESTION),
 )
+_STRONG_LONG = tuple(f for f in _STRONG if f[1] is not Intent.HELP)
 _WEAK: tuple[tuple[str, Intent], ...] = (
     ("cancel_weak", Intent.CANCEL),
     ("other", Intent.OTHER),
@@ -112,10 +119,16 @@ def understand(
             carrier_opt_in=keyword.carrier_opt_in,
         )
 
-    evidence = _rules(normalized)
+    words = normalized.split()
+    long = len(words) > LONG_WORDS
+    evidence = _rules(normalized, long=long)
     if evidence:
         top = min(evidence, key=lambda e: rank(e.intent))
         intent, confidence = top.intent, _confidence(top)
+    elif long:
+        intent = Intent.QUESTION if "?" in words else Intent.CLINICAL_CONCERN
+        confidence = _WEAK_CONFIDENCE
+        evidence = [Evidence(intent, "long message; no rule")]
     else:
         guess = model().predict(normalized) if normalized else None
         if (
@@ -145,18 +158,20 @@ def understand(
     )
 
 
-def _rules(normalized: str) -> list[Evidence]:
+def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:
     """Evidence from every rule family, safety first; empty when no rule fires."""
     found = safety.crisis_evidence(normalized) + safety.clinical_evidence(normalized)
-    for name, intent in (("opt_out", Intent.OPT_OUT),):
-        hit = lexicons.load(name).search(normalized)
-        if hit is not None:
-            found.append(Evidence(intent, hit.rule, hit.matched))
+    hit = lexicons.load("opt_out").search(normalized, short=not long)
+    if hit is not None:
+        found.append(Evidence(Intent.OPT_OUT, hit.rule, hit.matched))
+    if long:
+        words = normalized.split()
+        normalized = " ".join(words[:_HEAD_WORDS]) + " . " + " ".join(words[-_TAIL_WORDS:])
     text = lexicons.load("policy").mask(normalized, " _policy_ ")
     text = lexicons.load("negation").mask(text, " _keep_ ")
-    strong = _family(text, _STRONG)
+    strong = _family(text, _STRONG_LONG if long else _STRONG)
     found.extend(strong)
-    if not strong:
+    if not strong and not long:
         found.extend(_family(text, _WEAK)[:1])  # weak rules: the first that fires
     return found
 

@@ -3,8 +3,10 @@
 A line is a pattern (Python ``re`` syntax, matched case-sensitively against lower-case,
 accent-free words); ``#`` starts a comment line; a pattern starting with ``?`` is *soft*: the
 caller may discard it when the message also gives an ordinary reason (used for indirect crisis
-phrases such as "won't be around next week", which a holiday explains). Each entry is named
-``<file>:<line>`` in the evidence a rule leaves.
+phrases such as "won't be around next week", which a holiday explains); a pattern starting with
+``~`` only counts in a short message (``search(..., short=False)`` skips it: "leave me alone"
+is an opt-out as a reply, not inside a long story). Each entry is named ``<file>:<line>`` in
+the evidence a rule leaves.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Entry:
     rule: str
     pattern: re.Pattern[str]
     soft: bool
+    short_only: bool = False
 
 
 class Lexicon:
@@ -38,11 +41,14 @@ class Lexicon:
         combined = "|".join(f"(?:{e.pattern.pattern})" for e in entries) or r"(?!x)x"
         self._any = re.compile(combined)
 
-    def search(self, text: str) -> Hit | None:
-        """The first entry (in file order) that matches, or None."""
+    def search(self, text: str, *, short: bool = True) -> Hit | None:
+        """The first entry (in file order) that matches, or None; ``short=False`` skips the
+        entries that only count in short messages."""
         if not self._any.search(text):
             return None
         for entry in self.entries:
+            if entry.short_only and not short:
+                continue
             found = entry.pattern.search(text)
             if found:
                 return Hit(entry.rule, found.group(0), entry.soft)
@@ -76,10 +82,11 @@ def load(name: str) -> Lexicon:
         if not line or line.startswith("#"):
             continue
         soft = line.startswith("?")
-        pattern = line[1:] if soft else line
+        short_only = line.startswith("~")
+        pattern = line[1:] if soft or short_only else line
         try:
             compiled = re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"lexicon {name}.txt line {number}: {exc}") from exc
-        entries.append(Entry(f"{name}:{number}", compiled, soft))
+        entries.append(Entry(f"{name}:{number}", compiled, soft, short_only))
     return Lexicon(name, entries)
