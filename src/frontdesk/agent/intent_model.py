@@ -61,7 +61,9 @@ class NaiveBayes:
                 totals[k] += n
         vocab = len(counts)
         docs = sum(class_docs.values())
-        self.prior = [math.log((class_docs[label] + 1) / (docs + len(_LABELS))) for label in _LABELS]
+        self.prior = [
+            math.log((class_docs[label] + 1) / (docs + len(_LABELS))) for label in _LABELS
+        ]
         denominators = [math.log(t + _ALPHA * vocab) for t in totals]
         self.weights: dict[str, tuple[float, ...]] = {
             feat: tuple(math.log(row[k] + _ALPHA) - denominators[k] for k in range(len(_LABELS)))

@@ -35,6 +35,7 @@ class Keyword:
     carrier_opt_in: bool = False
 
 
+# fmt: off
 _KEYWORDS: dict[str, tuple[Intent, bool]] = {
     # opt-out: carrier list (Twilio, CTIA, FCC) and Spanish equivalents
     **{w: (Intent.OPT_OUT, False) for w in (
@@ -58,7 +59,10 @@ _KEYWORDS: dict[str, tuple[Intent, bool]] = {
     **{w: (Intent.RESCHEDULE, False) for w in ("r", "reschedule", "cambiar", "reprogramar")},
 }
 
+# fmt: on
+
 # Emoji read as words. Thumbs/checks confirm, thumbs-down/crosses decline.
+# fmt: off
 _EMOJI = {
     "👍": " emo_yes ", "✅": " emo_yes ", "👌": " emo_yes ", "✔": " emo_yes ", "☑": " emo_yes ",
     "🙌": " emo_yes ", "💯": " emo_yes ", "🆗": " emo_yes ",
@@ -69,15 +73,18 @@ _EMOJI = {
     "🙏": " thanks ", "❤": " emo_heart ", "😊": " emo_smile ", "🙂": " emo_smile ",
     "😀": " emo_smile ", "😁": " emo_smile ",
 }
+# fmt: on
 _EMOJI_RE = re.compile("|".join(re.escape(e) for e in sorted(_EMOJI, key=len, reverse=True)))
 # Skin tones, variation selectors and joiners say nothing about intent.
-_EMOJI_MODIFIERS = re.compile("[\U0001F3FB-\U0001F3FF\uFE0E\uFE0F\u200D]")
+_EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
 
 
 def _emoji_words(text: str) -> str:
     return _EMOJI_RE.sub(lambda m: _EMOJI[m.group(0)], _EMOJI_MODIFIERS.sub("", text))
 
-_KEYWORD_STRIP = re.compile(r"^[\s\"'“”‘’]+|[\s.!\"'“”‘’]+$")
+
+_QUOTES = "\"'\u201c\u201d\u2018\u2019"
+_KEYWORD_STRIP = re.compile(f"^[\\s{_QUOTES}]+|[\\s.!{_QUOTES}]+$")
 
 
 def bare_keyword(text: str) -> Keyword | None:
@@ -108,6 +115,7 @@ def _fold(text: str) -> str:
 
 # Whole-token rewrites: SMS shorthand, contractions written without apostrophes, misspellings
 # common enough to list. Keys are already folded (lower case, no accents, no apostrophes).
+# fmt: off
 _SHORTHAND: dict[str, str] = {
     # time
     "2mrw": "tomorrow", "2moro": "tomorrow", "2morrow": "tomorrow", "tmrw": "tomorrow",
@@ -150,15 +158,20 @@ _SHORTHAND: dict[str, str] = {
     "therapist's": "therapist", "bf": "boyfriend", "gf": "girlfriend",
     # crisis slang (read as what it means)
     "kms": "kill myself", "kys": "kill yourself", "unalive": "kill", "unaliving": "killing",
-    "sewerslide": "suicide", "kil": "kill", "kiled": "killed", "suicde": "suicide", "sucide": "suicide", "suicid": "suicide",
+    "sewerslide": "suicide", "kil": "kill", "kiled": "killed", "suicde": "suicide",
+    "sucide": "suicide", "suicid": "suicide",
     "od": "overdose", "oded": "overdosed",
     # Spanish shorthand
-    "q": "que", "kiero": "quiero", "kieres": "quieres", "ke": "que", "qiero": "quiero", "xq": "porque", "pq": "porque", "porq": "porque", "tb": "tambien",
-    "tmb": "tambien", "mna": "manana", "mnn": "manana", "mnna": "manana", "xfa": "por favor",
+    "q": "que", "kiero": "quiero", "kieres": "quieres", "ke": "que", "qiero": "quiero",
+    "xq": "porque", "pq": "porque", "porq": "porque", "tb": "tambien", "tmb": "tambien",
+    "mna": "manana", "mnn": "manana", "mnna": "manana", "xfa": "por favor",
     "porfa": "por favor", "xfavor": "por favor", "msj": "mensaje", "msjs": "mensajes",
-    "dnd": "donde", "pa": "para", "ne": "any", "nemore": "anymore", "nymore": "anymore", "nse": "no se", "ntp": "no te preocupes",
+    "dnd": "donde", "pa": "para", "nse": "no se", "ntp": "no te preocupes",
+    "ne": "any", "nemore": "anymore", "nymore": "anymore",
 }
+# fmt: on
 
+# fmt: off
 # Words typos are corrected towards (one edit for 5-7 letters, two for longer).
 _FUZZY_TARGETS = (
     "cancel", "cancelled", "canceled", "cancelling", "canceling", "cancellation",
@@ -181,14 +194,16 @@ _NOT_TYPOS = frozenset({
     "mourning", "another", "others", "morning", "stopped", "stops", "friday", "please",
     "pleased", "release", "therapy", "therapies", "different", "difference", "insurer",
     "quieres", "quiere", "pueda", "puedes", "puede", "pueden", "matar", "matarte", "matarlo",
-    "another", "messages", "message", "myself", "mystery", "overdue", "remover", "removed",
+    "messages", "message", "myself", "mystery", "overdue", "remover", "removed",
     "scheduled", "schedules", "schedule", "instead", "installed", "available", "tomorrow",
     "evening", "evenings", "events", "hopeful", "useless", "careless", "cancelada",
     "cancelado", "cambia", "cambio", "cambie", "confirma", "confirme", "reagende",
     "reprograme", "manana", "mañana", "pastilla", "sesiones", "session's", "cause",
 })
 
-_APOSTROPHES = re.compile(r"[’'`´]")
+# fmt: on
+
+_APOSTROPHES = re.compile("['`\u2019\u00b4]")
 _TOKEN = re.compile(r"[a-z0-9]+(?:_[a-z]+)?|[?]|[.,;:!()\-/]+")
 
 
@@ -215,12 +230,52 @@ def normalize(text: str) -> str:
     return " ".join(out)
 
 
-_AFTER_BE = frozenset({"am", "im", "feel", "feeling", "felt", "was", "been", "so", "very",
-                       "really", "too", "is", "are", "got", "getting", "be", "and", "or"})
+_AFTER_BE = frozenset(
+    {
+        "am",
+        "im",
+        "feel",
+        "feeling",
+        "felt",
+        "was",
+        "been",
+        "so",
+        "very",
+        "really",
+        "too",
+        "is",
+        "are",
+        "got",
+        "getting",
+        "be",
+        "and",
+        "or",
+    }
+)
 
 
-_AFTER_HE = frozenset({"be", "kill", "hurt", "come", "call", "do", "get", "go", "find", "see",
-                       "never", "not", "probably", "definitely", "make", "take", "hit", "leave"})
+_AFTER_HE = frozenset(
+    {
+        "be",
+        "kill",
+        "hurt",
+        "come",
+        "call",
+        "do",
+        "get",
+        "go",
+        "find",
+        "see",
+        "never",
+        "not",
+        "probably",
+        "definitely",
+        "make",
+        "take",
+        "hit",
+        "leave",
+    }
+)
 
 
 def _word(tok: str, prev: str, nxt: str, count: int) -> str:

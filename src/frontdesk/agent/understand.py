@@ -62,20 +62,28 @@ _WEAK: tuple[tuple[str, Intent], ...] = (
     ("confirm_weak", Intent.CONFIRM),
 )
 
-_ES_WORDS = frozenset(
-    "que de la el los las por para mi cita manana gracias hola puedo quiero estoy favor con "
-    "una es si tengo voy hoy ya pero muy bien nos vemos sesion cancelar cambiar hora dia "
-    "usted ustedes necesito tarde semana proxima lunes martes miercoles jueves viernes sabado "
-    "domingo ahi estare confirmo podemos puede pueden algo mas nada todo esta este esto como "
-    "donde cuando cuanto porque tambien hablar ayuda llegar ir no se pasa buenas buenos dias "
-    "mensajes mensaje".split()
-)
-_EN_WORDS = frozenset(
-    "the i you to a is my it can will be and of for at on in this that see tomorrow thanks "
-    "yes please appointment session cancel reschedule not am are have what where when how "
-    "there then today next week need want make just sorry hi hello okay ok time late "
-    "coming come text message messages with your me do does did".split()
-)
+# fmt: off
+_ES_WORDS = frozenset({
+    "que", "de", "la", "el", "los", "las", "por", "para", "mi", "cita", "manana", "gracias",
+    "hola", "puedo", "quiero", "estoy", "favor", "con", "una", "es", "si", "tengo", "voy",
+    "hoy", "ya", "pero", "muy", "bien", "nos", "vemos", "sesion", "cancelar", "cambiar",
+    "hora", "dia", "usted", "ustedes", "necesito", "tarde", "semana", "proxima", "lunes",
+    "martes", "miercoles", "jueves", "viernes", "sabado", "domingo", "ahi", "estare",
+    "confirmo", "podemos", "puede", "pueden", "algo", "mas", "nada", "todo", "esta", "este",
+    "esto", "como", "donde", "cuando", "cuanto", "porque", "tambien", "hablar", "ayuda",
+    "llegar", "ir", "no", "se", "pasa", "buenas", "buenos", "dias", "mensajes", "mensaje",
+})
+# fmt: on
+# fmt: off
+_EN_WORDS = frozenset({
+    "the", "i", "you", "to", "a", "is", "my", "it", "can", "will", "be", "and", "of", "for",
+    "at", "on", "in", "this", "that", "see", "tomorrow", "thanks", "yes", "please",
+    "appointment", "session", "cancel", "reschedule", "not", "am", "are", "have", "what",
+    "where", "when", "how", "there", "then", "today", "next", "week", "need", "want",
+    "make", "just", "sorry", "hi", "hello", "okay", "ok", "time", "late", "coming", "come",
+    "text", "message", "messages", "with", "your", "me", "do", "does", "did",
+})
+# fmt: on
 _SPANISH_MARKS = re.compile("[ñ¿¡áéíóú]", re.IGNORECASE)
 
 
@@ -145,7 +153,11 @@ def understand(
     if asks_if_bot and intent in {Intent.OTHER, Intent.HELP, Intent.CONFIRM}:
         intent, confidence = Intent.QUESTION, _STRONG_CONFIDENCE
         evidence.insert(0, Evidence(Intent.QUESTION, "asks_if_bot"))
-    elif asks_for_person and not asks_if_bot and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}:
+    elif (
+        asks_for_person
+        and not asks_if_bot
+        and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}
+    ):
         intent, confidence = Intent.HELP, _STRONG_CONFIDENCE
         evidence.insert(0, Evidence(Intent.HELP, "asks_for_person"))
     evidence.sort(key=lambda e: rank(e.intent))
@@ -203,8 +215,22 @@ def _soft_rules() -> frozenset[str]:
 
 
 def _keyword_language(word: str, hint: str | None, detected: str) -> str:
-    if word in {"si", "cambiar", "cancelar", "confirmo", "confirmar", "ayuda", "baja", "alto",
-                "parar", "detener", "alta", "reanudar", "reprogramar", "confirmado"}:
+    if word in {
+        "si",
+        "cambiar",
+        "cancelar",
+        "confirmo",
+        "confirmar",
+        "ayuda",
+        "baja",
+        "alto",
+        "parar",
+        "detener",
+        "alta",
+        "reanudar",
+        "reprogramar",
+        "confirmado",
+    }:
         return "es"
     if hint:
         return "es" if hint.split("-")[0].lower() == "es" else "en"
