@@ -11,8 +11,11 @@ miss on the labelled set). Sources:
 - ``../shared/external/mental_health_text/``: CounselChat questions (each is a clinical matter or
   a question: never a confirmation or an opt-out), Reddit C-SSRS users (clinician labels;
   Ideation/Behavior/Attempt are crisis ground truth) and the RMHD sample (r/SuicideWatch posts
-  as weak crisis labels, five non-mental-health subreddits as controls). Texts from these
-  files are never printed.
+  as weak crisis labels, five non-mental-health subreddits as controls);
+- ``../shared/external/sms_intents/``: real everyday SMS (SMS Spam Collection, ham only) and
+  CLINC150 assistant queries, as benign text: how often is ordinary text called a crisis or
+  an opt-out, and are "are you a bot" queries flagged. Texts from these files are never
+  printed.
 
 The scoring functions (``score``, ``markdown_table``) are plain and imported by a unit test.
 """
@@ -39,7 +42,9 @@ HERE = Path(__file__).resolve().parent
 LABELLED = HERE / "intents" / "labelled.tsv"
 BLIND = HERE / "intents" / "blind.tsv"
 TRAIN = Path(__file__).resolve().parents[2] / "src/frontdesk/agent/lexicons/train.tsv"
-EXTERNAL = Path(__file__).resolve().parents[3] / "shared" / "external" / "mental_health_text"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "external"
+EXTERNAL = SHARED / "mental_health_text"
+SMS = SHARED / "sms_intents"
 CRISIS_LABELS = {"Ideation", "Behavior", "Attempt"}
 CONTROL_SUBREDDITS = {"personalfinance", "legaladvice", "teaching", "divorce", "mindfulness"}
 
@@ -268,6 +273,51 @@ def external_report() -> list[str]:
     return out
 
 
+def everyday_report() -> list[str]:
+    out: list[str] = []
+    ham_path = SMS / "sms_spam_collection" / "SMSSpamCollection"
+    if ham_path.exists():
+        ham = [
+            line.split("\t", 1)[1]
+            for line in ham_path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.startswith("ham\t")
+        ]
+        got = Counter(_intent(t) for t in ham)
+        n = len(ham)
+        out += [
+            f"**SMS Spam Collection, ham** ({n} real personal SMS; none is a message to a "
+            "practice, so crisis and opt-out should be rare):",
+            "",
+            "| classified as | share |",
+            "|---|---:|",
+            *(f"| {i} | {got[i] / n:.3f} |" for i in Intent if got[i]),
+            "",
+        ]
+    clinc_path = SMS / "clinc150" / "clinc150_reply_relevant_subset.csv"
+    if clinc_path.exists():
+        with clinc_path.open(newline="", encoding="utf-8") as handle:
+            rows = [(r["intent"], r["text"]) for r in csv.DictReader(handle)]
+        results = [(label, understand(text)) for label, text in rows]
+        n = len(results)
+        crisis = sum(u.intent is Intent.CRISIS for _, u in results)
+        opt_out = sum(u.intent is Intent.OPT_OUT for _, u in results)
+        bots = [u.asks_if_bot for label, u in results if label == "are_you_a_bot"]
+        flagged_elsewhere = sum(u.asks_if_bot for label, u in results if label != "are_you_a_bot")
+        yes = [u.intent for label, u in results if label == "yes"]
+        out += [
+            f"**CLINC150 reply-relevant subset** ({n} crowd-written assistant queries):",
+            "",
+            f"- classified crisis: {crisis / n:.3f}; opt_out: {opt_out / n:.3f}",
+            f"- `are_you_a_bot` queries flagged `asks_if_bot`: "
+            f"**{sum(bots) / max(1, len(bots)):.3f}** (of {len(bots)}); other queries "
+            f"flagged: {flagged_elsewhere / max(1, n - len(bots)):.3f}",
+            f"- `yes` queries classified confirm: "
+            f"{sum(i is Intent.CONFIRM for i in yes) / max(1, len(yes)):.3f} (of {len(yes)})",
+            "",
+        ]
+    return out
+
+
 def speed(cases: Sequence[Case], rounds: int = 20) -> tuple[float, float, float]:
     """(cold first-call seconds, warm messages per wall-clock second, warm messages per CPU
     second) over the labelled texts. CPU time is the steadier number on a shared machine."""
@@ -332,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_external:
         print("## Real patient-written text (../shared/external/mental_health_text)\n")
         print("\n".join(external_report()))
+        print("## Everyday text (../shared/external/sms_intents)\n")
+        print("\n".join(everyday_report()))
     if args.errors:
         print("## Misses on the labelled set\n")
         for case, got in report.errors + blind_report.errors:

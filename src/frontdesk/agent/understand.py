@@ -13,7 +13,8 @@ The order of reading (each step documented in ``docs/QUALITY-intents.md``):
    the order reschedule > cancel > confirm > opt-in > question > help, then weak ones
    (a bare "ok", "no sorry"), then notes that need nothing (running late, thanks).
 5. **The model** (``intent_model``) for a message no rule decides; a guess below
-   ``MODEL_FLOOR`` is ``other`` (a person reads it).
+   ``MODEL_FLOOR`` is ``other`` (a person reads it). The model never opts anyone out or in,
+   and never raises a crisis: a confident crisis/clinical guess becomes ``clinical_concern``.
 
 ``understand`` is pure (no I/O after the first call loads the lexicons and trains the model)
 and fast: see ``docs/QUALITY-intents.md`` for messages per second.
@@ -27,7 +28,7 @@ from functools import cache
 from frontdesk.agent import lexicons, safety
 from frontdesk.agent.intent_model import model
 from frontdesk.agent.keywords import CARRIER_CANCEL, bare_keyword, normalize
-from frontdesk.domain.intents import Evidence, Intent, Understanding, rank
+from frontdesk.domain.intents import HANDOFF_INTENTS, Evidence, Intent, Understanding, rank
 
 MODEL_FLOOR = 0.5
 # A message longer than this many words is a story or a letter, not a reply: appointment
@@ -38,6 +39,10 @@ LONG_WORDS = 40
 _HEAD_WORDS, _TAIL_WORDS = 25, 15
 # Consent changes only on words that say so: the model never opts anyone out or in.
 _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
+# The model never raises a crisis by itself (on everyday SMS its crisis guesses were mostly
+# wrong, docs/QUALITY-intents.md): a confident crisis or clinical guess hands the message to
+# staff as a clinical concern, a less confident one is "other" (a person still reads it).
+_SAFETY_FLOOR = 0.8
 _KEYWORD_CONFIDENCE = 0.99
 _CRISIS_CONFIDENCE = 0.95
 _SOFT_CRISIS_CONFIDENCE = 0.75
@@ -140,7 +145,14 @@ def understand(
     else:
         # The model reads the message with benign idioms hidden, as the safety rules do.
         guess = model().predict(safety.unmask(normalized)) if normalized else None
-        if (
+        if guess is not None and guess.intent in HANDOFF_INTENTS:
+            if guess.confidence >= _SAFETY_FLOOR:
+                intent, confidence = Intent.CLINICAL_CONCERN, round(guess.confidence, 3)
+                evidence = [Evidence(intent, f"model:naive_bayes:{guess.intent}")]
+            else:
+                intent, confidence = Intent.OTHER, 0.5
+                evidence = [Evidence(intent, f"model unsure ({guess.intent})")]
+        elif (
             guess is not None
             and guess.confidence >= MODEL_FLOOR
             and guess.intent not in _RULES_ONLY
