@@ -8,9 +8,10 @@ The order of reading (each step documented in ``docs/QUALITY-intents.md``):
    a carrier keyword). A bare ``YES`` is a confirm with ``carrier_opt_in=True``.
 2. **Safety** (``safety``): crisis, then clinical concern. They win over everything.
 3. **Opt-out / opt-in** in free text ("stop texting me", "remove me from this list").
-4. **Appointment replies and questions**: questions *about* cancelling ("what's your late
-   cancel fee?") and take-backs ("I'm NOT cancelling") are hidden first, then strong rules in
-   the order reschedule > cancel > confirm > opt-in > question > help, then weak ones
+4. **Appointment replies and questions**: questions *about* replying ("what do I reply to
+   confirm?") or cancelling ("what's your late cancel fee?") and take-backs ("I'm NOT
+   cancelling") are hidden first, then strong rules in
+   the order reschedule > cancel > confirm > opt-in > help > question, then weak ones
    (a bare "ok", "no sorry"), then notes that need nothing (running late, thanks).
 5. **The model** (``intent_model``) for a message no rule decides; a guess below
    ``MODEL_FLOOR`` is ``other`` (a person reads it). The model never opts anyone out or in,
@@ -192,7 +193,8 @@ def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:
     if long:
         words = normalized.split()
         normalized = " ".join(words[:_HEAD_WORDS]) + " . " + " ".join(words[-_TAIL_WORDS:])
-    text = lexicons.load("policy").mask(normalized, " _policy_ ")
+    text = lexicons.load("howto").mask(normalized, " _howto_ ")
+    text = lexicons.load("policy").mask(text, " _policy_ ")
     text = lexicons.load("negation").mask(text, " _keep_ ")
     strong = _family(text, _STRONG_LONG if long else _STRONG)
     found.extend(strong)
