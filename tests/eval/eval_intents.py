@@ -6,9 +6,9 @@ miss on the labelled set). Sources:
 - ``tests/eval/intents/labelled.tsv``: messages the project wrote (``intent<TAB>tags<TAB>text``),
   disjoint from the training examples shipped in ``frontdesk/agent/lexicons/train.tsv``; the
   rules were revised after its first run, so its score is optimistic;
-- ``tests/eval/intents/blind.tsv`` and ``blind2.tsv``: each written after the rules were revised
-  on the sets before it and scored once; that first score (kept in docs/QUALITY-intents.md) is
-  the honest estimate. The rules were then revised on their misses too, so the scores printed
+- ``tests/eval/intents/blind.tsv``, ``blind2.tsv`` and ``blind3.tsv``: each written after the
+  rules were revised on the sets before it and scored once; that first score (kept in
+  docs/QUALITY-intents.md) is the honest estimate. The rules were then revised on their misses too, so the scores printed
   here for them are optimistic as well;
 - ``../shared/external/mental_health_text/``: CounselChat questions (each is a clinical matter or
   a question: never a confirmation or an opt-out), Reddit C-SSRS users (clinician labels;
@@ -44,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 LABELLED = HERE / "intents" / "labelled.tsv"
 BLIND = HERE / "intents" / "blind.tsv"
 BLIND2 = HERE / "intents" / "blind2.tsv"
+BLIND3 = HERE / "intents" / "blind3.tsv"
 TRAIN = Path(__file__).resolve().parents[2] / "src/frontdesk/agent/lexicons/train.tsv"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "external"
 EXTERNAL = SHARED / "mental_health_text"
@@ -94,8 +95,9 @@ def overlap_with_training(cases: Iterable[Case], train_path: Path = TRAIN) -> li
 
 
 def score(cases: Sequence[Case], predict: Callable[[str], Intent]) -> Report:
-    """Per-intent precision/recall/F1, macro-F1 over the ten intents, crisis recall and the
-    false-crisis rate on messages tagged ``benign``."""
+    """Per-intent precision/recall/F1, macro-F1 over the ten intents (an intent with neither
+    support nor predictions in ``cases`` is left out), crisis recall and the false-crisis rate
+    on messages tagged ``benign``."""
     report = Report(total=len(cases))
     tp: Counter[Intent] = Counter()
     fp: Counter[Intent] = Counter()
@@ -121,8 +123,9 @@ def score(cases: Sequence[Case], predict: Callable[[str], Intent]) -> Report:
         r = tp[intent] / (tp[intent] + fn[intent]) if tp[intent] + fn[intent] else 0.0
         f1 = 2 * p * r / (p + r) if p + r else 0.0
         report.per_intent[intent] = (p, r, f1, support[intent])
-        f1s.append(f1)
-    report.macro_f1 = sum(f1s) / len(f1s)
+        if support[intent] or fp[intent]:  # an intent absent from a small set is not scored
+            f1s.append(f1)
+    report.macro_f1 = sum(f1s) / len(f1s) if f1s else 0.0
     report.crisis_total = support[Intent.CRISIS]
     report.crisis_recall = report.per_intent[Intent.CRISIS][1]
     report.false_crisis_benign = benign_crisis / report.benign_total if report.benign_total else 0.0
@@ -352,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = read_cases()
     blind = read_cases(BLIND)
     blind2 = read_cases(BLIND2)
-    overlap = overlap_with_training(cases + blind + blind2)
+    blind3 = read_cases(BLIND3)
+    overlap = overlap_with_training(cases + blind + blind2 + blind3)
     if overlap:
         print(f"evaluation and training overlap in {len(overlap)} texts: {overlap[:5]}")
         return 1
@@ -381,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     blind2_report = score(blind2, _intent)
     print(f"\n## Blind set 2 ({len(blind2)} messages; first score in docs/QUALITY-intents.md)\n")
     print(markdown_table(blind2_report))
+    blind3_report = score(blind3, _intent)
+    print(f"\n## Blind set 3 ({len(blind3)} messages; first score in docs/QUALITY-intents.md)\n")
+    print(markdown_table(blind3_report))
     print(f"\n## Speed\n\n- first call (loads lexicons, trains the model): {cold * 1000:.0f} ms")
     print(
         f"- warm: **{warm_cpu:,.0f} messages per CPU-second**, {warm:,.0f} per wall-clock "
@@ -393,7 +400,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(everyday_report()))
     if args.errors:
         print("## Misses on the labelled set\n")
-        for case, got in report.errors + blind_report.errors + blind2_report.errors:
+        for case, got in [
+            *report.errors,
+            *blind_report.errors,
+            *blind2_report.errors,
+            *blind3_report.errors,
+        ]:
             tags = ",".join(sorted(case.tags))
             print(f"- expected {case.intent}, got {got} [{tags}]: {case.text}")
     return 0
