@@ -8,8 +8,8 @@ miss on the labelled set). Sources:
   rules were revised after its first run, so its score is optimistic;
 - ``tests/eval/intents/blind.tsv``, ``blind2.tsv`` and ``blind3.tsv``: each written after the
   rules were revised on the sets before it and scored once; that first score (kept in
-  docs/QUALITY-intents.md) is the honest estimate. The rules were then revised on their misses too, so the scores printed
-  here for them are optimistic as well;
+  docs/QUALITY-intents.md) is the honest estimate. The rules were then revised on their
+  misses too, so the scores printed here for them are optimistic as well;
 - ``../shared/external/mental_health_text/``: CounselChat questions (each is a clinical matter or
   a question: never a confirmation or an opt-out), Reddit C-SSRS users (clinician labels;
   Ideation/Behavior/Attempt are crisis ground truth) and the RMHD sample (r/SuicideWatch posts
