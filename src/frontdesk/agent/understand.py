@@ -7,12 +7,14 @@ The order of reading (each step documented in ``docs/QUALITY-intents.md``):
    by default, ``cancel`` when ``bare_cancel_is_opt_out=False`` (providers where CANCEL is not
    a carrier keyword). A bare ``YES`` is a confirm with ``carrier_opt_in=True``.
 2. **Safety** (``safety``): crisis, then clinical concern. They win over everything.
-3. **Opt-out / opt-in** in free text ("stop texting me", "remove me from this list").
+3. **Opt-out** in free text ("stop texting me", "remove me from this list"); opt-in sentences
+   ("please start texting me again") are among the reply rules below.
 4. **Appointment replies and questions**: questions *about* replying ("what do I reply to
    confirm?") or cancelling ("what's your late cancel fee?") and take-backs ("I'm NOT
-   cancelling") are hidden first, then strong rules in
-   the order reschedule > cancel > confirm > opt-in > help > question, then weak ones
-   (a bare "ok", "no sorry"), then notes that need nothing (running late, thanks).
+   cancelling") are hidden first; then the strong rules (reschedule, cancel, confirm, opt-in,
+   help, question: when several fire, ``domain.intents.PRIORITY`` decides); only when none
+   fires, the first weak rule of: a bare refusal ("no sorry"), a note that needs nothing
+   (running late, thanks, hello), an acknowledgement ("ok", "sounds good").
 5. **The model** (``intent_model``) for a message no rule decides; a guess below
    ``MODEL_FLOOR`` is ``other`` (a person reads it). The model never opts anyone out or in,
    and never raises a crisis: a confident crisis/clinical guess becomes ``clinical_concern``.
@@ -51,8 +53,7 @@ _CLINICAL_CONFIDENCE = 0.85
 _STRONG_CONFIDENCE = 0.9
 _WEAK_CONFIDENCE = 0.7
 
-# (lexicon, intent) in the order they are tried; the first family that fires decides
-# among the non-safety intents, except that strongest-by-priority wins within one tier.
+# Strong reply rules: every family that fires leaves evidence; the intent priority decides.
 _STRONG: tuple[tuple[str, Intent], ...] = (
     ("reschedule", Intent.RESCHEDULE),
     ("cancel", Intent.CANCEL),
@@ -62,6 +63,7 @@ _STRONG: tuple[tuple[str, Intent], ...] = (
     ("question", Intent.QUESTION),
 )
 _STRONG_LONG = tuple(f for f in _STRONG if f[1] is not Intent.HELP)
+# Weak reply rules: only when no strong rule fired, and only the first that fires counts.
 _WEAK: tuple[tuple[str, Intent], ...] = (
     ("cancel_weak", Intent.CANCEL),
     ("other", Intent.OTHER),
@@ -79,8 +81,6 @@ _ES_WORDS = frozenset({
     "esto", "como", "donde", "cuando", "cuanto", "porque", "tambien", "hablar", "ayuda",
     "llegar", "ir", "no", "se", "pasa", "buenas", "buenos", "dias", "mensajes", "mensaje",
 })
-# fmt: on
-# fmt: off
 _EN_WORDS = frozenset({
     "the", "i", "you", "to", "a", "is", "my", "it", "can", "will", "be", "and", "of", "for",
     "at", "on", "in", "this", "that", "see", "tomorrow", "thanks", "yes", "please",
