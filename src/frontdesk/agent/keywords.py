@@ -1,0 +1,335 @@
+"""Carrier and reply keywords, and the plain form every rule reads a message in.
+
+``bare_keyword(text)`` answers whether the WHOLE message is one keyword (the way carriers
+match them: case-insensitive, surrounding spaces and a trailing ``.``/``!`` ignored):
+
+- opt-out (carrier): STOP, STOPALL, STOP ALL, UNSUBSCRIBE, END, QUIT, REVOKE, OPTOUT, OPT OUT,
+  and CANCEL (see ``CARRIER_CANCEL``); Spanish BAJA, ALTO, PARAR, DETENER;
+- opt-in: START, UNSTOP (Spanish ALTA, REANUDAR); YES is a confirm that carriers also read as
+  an opt-in (``carrier_opt_in``);
+- help: HELP, INFO, AYUDA;
+- confirm: C, Y, YES, YEP, OK, CONFIRM, CONFIRMED, SI, SÍ, CONFIRMO, CONFIRMAR and 👍 ✅ 👌;
+- cancel: N, NO, CANCELAR (not a carrier keyword) and 👎 ❌;
+- reschedule: R, RESCHEDULE, CAMBIAR, REPROGRAMAR.
+
+``normalize(text)`` gives the lower-case, accent-free, shorthand-expanded, typo-corrected
+words the rules match (``"Cant make it 2mrw 😢"`` → ``"can not make it tomorrow emo_sad"``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from frontdesk.domain.intents import Intent
+
+CARRIER_CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    word: str
+    intent: Intent
+    carrier_opt_in: bool = False
+
+
+# fmt: off
+_KEYWORDS: dict[str, tuple[Intent, bool]] = {
+    # opt-out: carrier list (Twilio, CTIA, FCC) and Spanish equivalents
+    **{w: (Intent.OPT_OUT, False) for w in (
+        "stop", "stopall", "stop all", "unsubscribe", "end", "quit", "revoke", "optout",
+        "opt out", "opt-out", "baja", "alto", "parar", "detener",
+    )},
+    CARRIER_CANCEL: (Intent.OPT_OUT, False),
+    "start": (Intent.OPT_IN, True),
+    "unstop": (Intent.OPT_IN, True),
+    "alta": (Intent.OPT_IN, False),
+    "reanudar": (Intent.OPT_IN, False),
+    "help": (Intent.HELP, False),
+    "info": (Intent.HELP, False),
+    "ayuda": (Intent.HELP, False),
+    "yes": (Intent.CONFIRM, True),
+    **{w: (Intent.CONFIRM, False) for w in (
+        "c", "y", "yep", "yup", "yeah", "ok", "okay", "k", "confirm", "confirmed", "si",
+        "confirmo", "confirmar", "confirmado", "emo_yes",
+    )},
+    **{w: (Intent.CANCEL, False) for w in ("n", "no", "nope", "cancelar", "emo_no")},
+    **{w: (Intent.RESCHEDULE, False) for w in ("r", "reschedule", "cambiar", "reprogramar")},
+}
+
+# fmt: on
+
+# Emoji read as words. Thumbs/checks confirm, thumbs-down/crosses decline.
+# fmt: off
+_EMOJI = {
+    "👍": " emo_yes ", "✅": " emo_yes ", "👌": " emo_yes ", "✔": " emo_yes ", "☑": " emo_yes ",
+    "🙌": " emo_yes ", "💯": " emo_yes ", "🆗": " emo_yes ",
+    "👎": " emo_no ", "❌": " emo_no ", "🚫": " emo_no ", "✖": " emo_no ", "⛔": " emo_no ",
+    "😢": " emo_sad ", "😭": " emo_sad ", "😞": " emo_sad ", "😔": " emo_sad ", "💔": " emo_sad ",
+    "🙁": " emo_sad ", "☹": " emo_sad ",
+    "😂": " emo_laugh ", "🤣": " emo_laugh ", "😆": " emo_laugh ", "😅": " emo_laugh ",
+    "🙏": " thanks ", "❤": " emo_heart ", "😊": " emo_smile ", "🙂": " emo_smile ",
+    "😀": " emo_smile ", "😁": " emo_smile ",
+}
+# fmt: on
+_EMOJI_RE = re.compile("|".join(re.escape(e) for e in sorted(_EMOJI, key=len, reverse=True)))
+# Skin tones, variation selectors and joiners say nothing about intent.
+_EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
+
+
+def _emoji_words(text: str) -> str:
+    return _EMOJI_RE.sub(lambda m: _EMOJI[m.group(0)], _EMOJI_MODIFIERS.sub("", text))
+
+
+_QUOTES = "\"'\u201c\u201d\u2018\u2019"
+_KEYWORD_STRIP = re.compile(f"^[\\s{_QUOTES}]+|[\\s.!{_QUOTES}]+$")
+
+
+def bare_keyword(text: str) -> Keyword | None:
+    """The keyword the whole message is, or None (``"Stop."`` → STOP, ``"stop please"`` → None)."""
+    body = _KEYWORD_STRIP.sub("", text)
+    if not body or len(body) > 16:
+        return None
+    body = _emoji_words(body).strip()
+    word = " ".join(_fold(body).split())
+    found = _KEYWORDS.get(word)
+    if found is None and body and set(body.split()) <= {"emo_yes"}:
+        found = _KEYWORDS["emo_yes"]
+    if found is None and body and set(body.split()) <= {"emo_no"}:
+        found = _KEYWORDS["emo_no"]
+    if found is None:
+        return None
+    intent, opt_in = found
+    return Keyword(word=word, intent=intent, carrier_opt_in=opt_in)
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents (``"SÍ"`` → ``"si"``); ``ñ`` becomes ``n``."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+# --- normalisation ----------------------------------------------------------------------------
+
+# Whole-token rewrites: SMS shorthand, contractions written without apostrophes, misspellings
+# common enough to list. Keys are already folded (lower case, no accents, no apostrophes).
+# fmt: off
+_SHORTHAND: dict[str, str] = {
+    # time
+    "2mrw": "tomorrow", "2moro": "tomorrow", "2morrow": "tomorrow", "tmrw": "tomorrow",
+    "tmr": "tomorrow", "tmrrw": "tomorrow", "tomoz": "tomorrow", "tomorow": "tomorrow",
+    "tommorow": "tomorrow", "tommorrow": "tomorrow", "tmw": "tomorrow", "2day": "today",
+    "2nite": "tonight", "tonite": "tonight", "l8": "late", "l8r": "later", "b4": "before",
+    "wk": "week", "nxt": "next", "mins": "minutes", "min": "minutes", "hr": "hour",
+    "hrs": "hours", "thurs": "thursday", "thur": "thursday", "thu": "thursday",
+    "tues": "tuesday", "tue": "tuesday", "weds": "wednesday",
+    "mon": "monday", "fri": "friday",
+    # contractions (apostrophes already removed)
+    "cant": "can not", "cannot": "can not", "cnt": "can not", "cant't": "can not",
+    "wont": "will not", "dont": "do not", "dnt": "do not", "didnt": "did not",
+    "doesnt": "does not", "isnt": "is not", "arent": "are not", "wasnt": "was not",
+    "werent": "were not", "couldnt": "could not", "shouldnt": "should not",
+    "wouldnt": "would not", "havent": "have not", "hasnt": "has not", "aint": "is not",
+    "im": "i am", "ive": "i have", "youre": "you are", "theyre": "they are",
+    "whats": "what is", "wats": "what is", "thats": "that is", "theres": "there is",
+    "hows": "how is", "wheres": "where is", "its": "it is", "hes": "he is", "shes": "she is",
+    "gonna": "going to", "wanna": "want to", "gotta": "have to", "lemme": "let me",
+    "ill": "i will", "itll": "it will", "youll": "you will", "youve": "you have",
+    # chat shorthand
+    "u": "you", "ur": "your", "yr": "your", "pls": "please", "plz": "please",
+    "plez": "please", "thx": "thanks", "thnx": "thanks", "thanx": "thanks", "ty": "thanks",
+    "tysm": "thanks", "tq": "thanks", "k": "ok", "kk": "ok", "okk": "ok", "okey": "ok",
+    "okay": "ok", "okie": "ok", "oki": "ok", "yh": "yes", "ye": "yes", "yea": "yes",
+    "yeah": "yes", "yep": "yes", "yup": "yes", "yas": "yes", "yess": "yes", "yesss": "yes",
+    "ys": "yes", "nah": "no", "nope": "no", "naw": "no", "cya": "see you", "cu": "see you",
+    "omw": "on my way", "idk": "i do not know", "rn": "right now", "asap": "as soon as possible",
+    "cuz": "because", "coz": "because", "bc": "because", "b": "be", "r": "are", "n": "and",
+    "w": "with", "tho": "though", "thru": "through", "wat": "what", "wht": "what",
+    "wen": "when", "whn": "when", "abt": "about", "bout": "about", "prob": "probably",
+    "msg": "message", "msgs": "messages", "txt": "text", "txts": "texts", "txting": "texting",
+    "texting": "texting", "appt": "appointment", "appts": "appointments",
+    "apt": "appointment", "apmt": "appointment", "appoinment": "appointment",
+    "appointmnt": "appointment", "sesh": "session", "resched": "reschedule",
+    "cancle": "cancel", "cancell": "cancel", "cancelation": "cancellation",
+    "gr8": "great", "fone": "phone", "ppl": "people", "bday": "birthday",
+    "dr": "doctor", "doc": "doctor", "meds": "medication", "med": "medication",
+    "therapist's": "therapist", "bf": "boyfriend", "gf": "girlfriend",
+    # crisis slang (read as what it means)
+    "kms": "kill myself", "kys": "kill yourself", "unalive": "kill", "unaliving": "killing",
+    "sewerslide": "suicide", "kil": "kill", "kiled": "killed", "suicde": "suicide",
+    "sucide": "suicide", "suicid": "suicide",
+    "od": "overdose", "oded": "overdosed",
+    # Spanish shorthand
+    "q": "que", "kiero": "quiero", "kieres": "quieres", "ke": "que", "qiero": "quiero",
+    "xq": "porque", "pq": "porque", "porq": "porque", "tb": "tambien", "tmb": "tambien",
+    "mna": "manana", "mnn": "manana", "mnna": "manana", "xfa": "por favor",
+    "porfa": "por favor", "xfavor": "por favor", "msj": "mensaje", "msjs": "mensajes",
+    "dnd": "donde", "pa": "para", "nse": "no se", "ntp": "no te preocupes",
+    "ne": "any", "nemore": "anymore", "nymore": "anymore",
+}
+# fmt: on
+
+# fmt: off
+# Words typos are corrected towards (one edit for 5-7 letters, two for longer).
+_FUZZY_TARGETS = (
+    "cancel", "cancelled", "canceled", "cancelling", "canceling", "cancellation",
+    "reschedule", "rescheduled", "rescheduling", "appointment", "appointments", "confirm",
+    "confirmed", "confirming", "tomorrow", "tonight", "session", "sessions", "unsubscribe",
+    "suicide", "suicidal", "myself", "therapist", "therapy", "medication", "medications",
+    "anxiety", "depressed", "depression", "cancelar", "confirmar", "reprogramar", "cambiar",
+    "manana", "pastillas", "suicidarme", "sesion", "resubscribe", "please", "schedule",
+    "thursday", "wednesday", "tuesday", "friday", "saturday", "monday", "sunday",
+    "insurance", "available", "overdose", "overdosed", "prescription", "messages", "texting",
+    "stop", "remove", "anymore", "hopeless", "worthless", "unsubscribe", "different",
+    "another", "instead", "tomorrow", "morning", "afternoon", "evening", "appointment",
+    "cancele", "cancelo", "confirmo", "reagendar", "mensajes", "quiero", "puedo",
+)
+_FUZZY_SET = frozenset(_FUZZY_TARGETS)
+# Real words one edit away from a target that must stay as they are.
+_NOT_TYPOS = frozenset({
+    "cancer", "cancers", "council", "counsel", "parent", "remote", "anything", "mother",
+    "moment", "session", "sessions", "possession", "possessions", "obsession", "confine",
+    "mourning", "another", "others", "morning", "stopped", "stops", "friday", "please",
+    "pleased", "release", "therapy", "therapies", "different", "difference", "insurer",
+    "quieres", "quiere", "pueda", "puedes", "puede", "pueden", "matar", "matarte", "matarlo",
+    "messages", "message", "myself", "mystery", "overdue", "remover", "removed",
+    "scheduled", "schedules", "schedule", "instead", "installed", "available", "tomorrow",
+    "evening", "evenings", "events", "hopeful", "useless", "careless", "cancelada",
+    "cancelado", "cambia", "cambio", "cambie", "confirma", "confirme", "reagende",
+    "reprograme", "manana", "mañana", "pastilla", "sesiones", "session's", "cause",
+})
+
+# fmt: on
+
+_APOSTROPHES = re.compile("['`\u2019\u00b4]")
+_TOKEN = re.compile(r"[a-z0-9]+(?:_[a-z]+)?|[?]|[.,;:!()\-/]+")
+
+
+def normalize(text: str) -> str:
+    """Lower-case words with shorthand expanded and typos fixed; ``?`` kept, other
+    punctuation becomes ``.`` (a clause break)."""
+    text = _APOSTROPHES.sub("", _fold(_emoji_words(text))).replace("¿", " ? ")
+    raw = _TOKEN.findall(text)
+    out: list[str] = []
+    n = len(raw)
+    for i, tok in enumerate(raw):
+        if tok == "?":
+            out.append("?")
+            continue
+        if not tok[0].isalnum():
+            if out and out[-1] != ".":
+                out.append(".")
+            continue
+        prev = raw[i - 1] if i else ""
+        nxt = raw[i + 1] if i + 1 < n else ""
+        out.append(_word(tok, prev, nxt, n))
+    while out and out[-1] == ".":
+        out.pop()
+    return " ".join(out)
+
+
+_AFTER_BE = frozenset(
+    {
+        "am",
+        "im",
+        "feel",
+        "feeling",
+        "felt",
+        "was",
+        "been",
+        "so",
+        "very",
+        "really",
+        "too",
+        "is",
+        "are",
+        "got",
+        "getting",
+        "be",
+        "and",
+        "or",
+    }
+)
+
+
+_AFTER_HE = frozenset(
+    {
+        "be",
+        "kill",
+        "hurt",
+        "come",
+        "call",
+        "do",
+        "get",
+        "go",
+        "find",
+        "see",
+        "never",
+        "not",
+        "probably",
+        "definitely",
+        "make",
+        "take",
+        "hit",
+        "leave",
+    }
+)
+
+
+def _word(tok: str, prev: str, nxt: str, count: int) -> str:
+    if tok == "ill" and prev in _AFTER_BE:
+        return "ill"  # "I'm ill", not "I will"
+    if tok in {"hell", "shell"} and nxt in _AFTER_HE:
+        return "he will" if tok == "hell" else "she will"
+    if tok == "c":
+        return "see" if nxt in {"u", "you", "ya", "y'all"} else "c"
+    if tok in {"r", "n", "b", "u", "k"} and count == 1:
+        return tok
+    if tok == "k" and prev in {"o"}:
+        return "ok"
+    mapped = _SHORTHAND.get(tok)
+    if mapped is not None:
+        return mapped
+    return _correct(tok)
+
+
+@lru_cache(maxsize=65536)
+def _correct(tok: str) -> str:
+    """``tok``, or the fuzzy target it is a typo of (``"reschedual"`` → ``"reschedule"``)."""
+    size = len(tok)
+    if size < 5 or tok in _FUZZY_SET or tok in _NOT_TYPOS or tok.isdigit():
+        return tok
+    if tok.endswith("s") and tok[:-1] in _FUZZY_SET:  # plural or possessive
+        return tok
+    limit = 1 if size < 9 else 2
+    best, best_d = tok, limit + 1
+    for target in _FUZZY_TARGETS:
+        if abs(len(target) - size) > limit or target[0] != tok[0]:
+            continue
+        d = _distance(tok, target, limit)
+        if d < best_d:
+            best, best_d = target, d
+    return best
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (a swap of neighbours costs one), capped past limit."""
+    la, lb = len(a), len(b)
+    prev2: list[int] = []
+    prev = list(range(lb + 1))
+    for i in range(1, la + 1):
+        cur = [i] + [0] * lb
+        low = cur[0]
+        for j in range(1, lb + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                v = min(v, prev2[j - 2] + 1)
+            cur[j] = v
+            low = min(low, v)
+        if low > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[lb]

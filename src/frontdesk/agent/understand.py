@@ -1,0 +1,251 @@
+"""Understanding a patient's message: exactly one intent, its language, why, and how sure.
+
+The order of reading (each step documented in ``docs/QUALITY-intents.md``):
+
+1. **Bare keywords** (``keywords.bare_keyword``): the whole message is STOP, HELP, C, Y, N, R,
+   SÍ, 👍... A bare ``CANCEL`` is a carrier opt-out: ``opt_out`` with ``carrier_cancel=True``
+   by default, ``cancel`` when ``bare_cancel_is_opt_out=False`` (providers where CANCEL is not
+   a carrier keyword). A bare ``YES`` is a confirm with ``carrier_opt_in=True``.
+2. **Safety** (``safety``): crisis, then clinical concern. They win over everything.
+3. **Opt-out** in free text ("stop texting me", "remove me from this list"); opt-in sentences
+   ("please start texting me again") are among the reply rules below.
+4. **Appointment replies and questions**: questions *about* replying ("what do I reply to
+   confirm?") or cancelling ("what's your late cancel fee?") and take-backs ("I'm NOT
+   cancelling") are hidden first; then the strong rules (reschedule, cancel, confirm, opt-in,
+   help, question: when several fire, ``domain.intents.PRIORITY`` decides); only when none
+   fires, the first weak rule of: a bare refusal ("no sorry"), a note that needs nothing
+   (running late, thanks, hello), an acknowledgement ("ok", "sounds good").
+5. **The model** (``intent_model``) for a message no rule decides; a guess below
+   ``MODEL_FLOOR`` is ``other`` (a person reads it). The model never opts anyone out or in,
+   and never raises a crisis: a confident crisis/clinical guess becomes ``clinical_concern``.
+
+``understand`` is pure (no I/O after the first call loads the lexicons and trains the model)
+and fast: see ``docs/QUALITY-intents.md`` for messages per second.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from frontdesk.agent import lexicons, safety
+from frontdesk.agent.intent_model import model
+from frontdesk.agent.keywords import CARRIER_CANCEL, bare_keyword, normalize
+from frontdesk.domain.intents import HANDOFF_INTENTS, Evidence, Intent, Understanding, rank
+
+MODEL_FLOOR = 0.5
+# A message longer than this many words is a story or a letter, not a reply: appointment
+# rules read only its opening and closing words, short-only opt-out lines ("leave me alone")
+# do not count, and when no rule fires it goes to staff (clinical_concern) unless it asks
+# something (question). The model, trained on short replies, does not judge it.
+LONG_WORDS = 40
+_HEAD_WORDS, _TAIL_WORDS = 25, 15
+# Consent changes only on words that say so: the model never opts anyone out or in.
+_RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
+# The model never raises a crisis by itself (on everyday SMS its crisis guesses were mostly
+# wrong, docs/QUALITY-intents.md): a confident crisis or clinical guess hands the message to
+# staff as a clinical concern, a less confident one is "other" (a person still reads it).
+_SAFETY_FLOOR = 0.8
+_KEYWORD_CONFIDENCE = 0.99
+_CRISIS_CONFIDENCE = 0.95
+_SOFT_CRISIS_CONFIDENCE = 0.75
+_CLINICAL_CONFIDENCE = 0.85
+_STRONG_CONFIDENCE = 0.9
+_WEAK_CONFIDENCE = 0.7
+
+# Strong reply rules: every family that fires leaves evidence; the intent priority decides.
+_STRONG: tuple[tuple[str, Intent], ...] = (
+    ("reschedule", Intent.RESCHEDULE),
+    ("cancel", Intent.CANCEL),
+    ("confirm", Intent.CONFIRM),
+    ("opt_in", Intent.OPT_IN),
+    ("help", Intent.HELP),
+    ("question", Intent.QUESTION),
+)
+_STRONG_LONG = tuple(f for f in _STRONG if f[1] is not Intent.HELP)
+# Weak reply rules: only when no strong rule fired, and only the first that fires counts.
+_WEAK: tuple[tuple[str, Intent], ...] = (
+    ("cancel_weak", Intent.CANCEL),
+    ("other", Intent.OTHER),
+    ("confirm_weak", Intent.CONFIRM),
+)
+
+# fmt: off
+_ES_WORDS = frozenset({
+    "que", "de", "la", "el", "los", "las", "por", "para", "mi", "cita", "manana", "gracias",
+    "hola", "puedo", "quiero", "estoy", "favor", "con", "una", "es", "si", "tengo", "voy",
+    "hoy", "ya", "pero", "muy", "bien", "nos", "vemos", "sesion", "cancelar", "cambiar",
+    "hora", "dia", "usted", "ustedes", "necesito", "tarde", "semana", "proxima", "lunes",
+    "martes", "miercoles", "jueves", "viernes", "sabado", "domingo", "ahi", "estare",
+    "confirmo", "podemos", "puede", "pueden", "algo", "mas", "nada", "todo", "esta", "este",
+    "esto", "como", "donde", "cuando", "cuanto", "porque", "tambien", "hablar", "ayuda",
+    "llegar", "ir", "no", "se", "pasa", "buenas", "buenos", "dias", "mensajes", "mensaje",
+})
+_EN_WORDS = frozenset({
+    "the", "i", "you", "to", "a", "is", "my", "it", "can", "will", "be", "and", "of", "for",
+    "at", "on", "in", "this", "that", "see", "tomorrow", "thanks", "yes", "please",
+    "appointment", "session", "cancel", "reschedule", "not", "am", "are", "have", "what",
+    "where", "when", "how", "there", "then", "today", "next", "week", "need", "want",
+    "make", "just", "sorry", "hi", "hello", "okay", "ok", "time", "late", "coming", "come",
+    "text", "message", "messages", "with", "your", "me", "do", "does", "did",
+})
+# fmt: on
+_SPANISH_MARKS = re.compile("[ñ¿¡áéíóú]", re.IGNORECASE)
+
+
+def detect_language(raw: str, normalized: str, hint: str | None = None) -> str:
+    """``es`` or ``en`` by function words and Spanish marks; the hint breaks ties."""
+    words = normalized.split()
+    es = sum(1 for w in words if w in _ES_WORDS) + 2 * len(_SPANISH_MARKS.findall(raw))
+    en = sum(1 for w in words if w in _EN_WORDS)
+    if es > en:
+        return "es"
+    if en > es:
+        return "en"
+    if hint and hint.split("-")[0].lower() == "es":
+        return "es"
+    return "en"
+
+
+def understand(
+    text: str, *, language_hint: str | None = None, bare_cancel_is_opt_out: bool = True
+) -> Understanding:
+    """One intent for one patient message (see the module docstring for the order)."""
+    normalized = normalize(text)
+    language = detect_language(text, normalized, language_hint)
+    asks_for_person = lexicons.load("person").search(normalized) is not None
+    asks_if_bot = lexicons.load("bot").search(normalized) is not None
+
+    keyword = bare_keyword(text)
+    if keyword is not None:
+        intent = keyword.intent
+        carrier_cancel = False
+        if keyword.word == CARRIER_CANCEL:
+            carrier_cancel = bare_cancel_is_opt_out
+            intent = Intent.OPT_OUT if bare_cancel_is_opt_out else Intent.CANCEL
+        return Understanding(
+            intent=intent,
+            language=_keyword_language(keyword.word, language_hint, language),
+            confidence=_KEYWORD_CONFIDENCE,
+            evidence=(Evidence(intent, f"keyword:{keyword.word.upper()}", text.strip()),),
+            is_keyword=True,
+            carrier_cancel=carrier_cancel,
+            carrier_opt_in=keyword.carrier_opt_in,
+        )
+
+    words = normalized.split()
+    long = len(words) > LONG_WORDS
+    evidence = _rules(normalized, long=long)
+    if evidence:
+        top = min(evidence, key=lambda e: rank(e.intent))
+        intent, confidence = top.intent, _confidence(top)
+    elif long:
+        intent = Intent.QUESTION if "?" in words else Intent.CLINICAL_CONCERN
+        confidence = _WEAK_CONFIDENCE
+        evidence = [Evidence(intent, "long message; no rule")]
+    else:
+        # The model reads the message with benign idioms hidden, as the safety rules do.
+        guess = model().predict(safety.unmask(normalized)) if normalized else None
+        if guess is not None and guess.intent in HANDOFF_INTENTS:
+            if guess.confidence >= _SAFETY_FLOOR:
+                intent, confidence = Intent.CLINICAL_CONCERN, round(guess.confidence, 3)
+                evidence = [Evidence(intent, f"model:naive_bayes:{guess.intent}")]
+            else:
+                intent, confidence = Intent.OTHER, 0.5
+                evidence = [Evidence(intent, f"model unsure ({guess.intent})")]
+        elif (
+            guess is not None
+            and guess.confidence >= MODEL_FLOOR
+            and guess.intent not in _RULES_ONLY
+        ):
+            intent, confidence = guess.intent, round(guess.confidence, 3)
+            evidence = [Evidence(intent, "model:naive_bayes")]
+        else:
+            intent, confidence = Intent.OTHER, 0.5
+            evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
+    if asks_if_bot and intent in {Intent.OTHER, Intent.HELP, Intent.CONFIRM}:
+        intent, confidence = Intent.QUESTION, _STRONG_CONFIDENCE
+        evidence.insert(0, Evidence(Intent.QUESTION, "asks_if_bot"))
+    elif (
+        asks_for_person
+        and not asks_if_bot
+        and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}
+    ):
+        intent, confidence = Intent.HELP, _STRONG_CONFIDENCE
+        evidence.insert(0, Evidence(Intent.HELP, "asks_for_person"))
+    evidence.sort(key=lambda e: rank(e.intent))
+    return Understanding(
+        intent=intent,
+        language=language,
+        confidence=confidence,
+        evidence=tuple(evidence),
+        asks_for_person=asks_for_person,
+        asks_if_bot=asks_if_bot,
+    )
+
+
+def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:
+    """Evidence from every rule family, safety first; empty when no rule fires."""
+    found = safety.crisis_evidence(normalized) + safety.clinical_evidence(normalized)
+    hit = lexicons.load("opt_out").search(normalized, short=not long)
+    if hit is not None:
+        found.append(Evidence(Intent.OPT_OUT, hit.rule, hit.matched))
+    if long:
+        words = normalized.split()
+        normalized = " ".join(words[:_HEAD_WORDS]) + " . " + " ".join(words[-_TAIL_WORDS:])
+    text = lexicons.load("howto").mask(normalized, " _howto_ ")
+    text = lexicons.load("policy").mask(text, " _policy_ ")
+    text = lexicons.load("negation").mask(text, " _keep_ ")
+    strong = _family(text, _STRONG_LONG if long else _STRONG)
+    found.extend(strong)
+    if not strong and not long:
+        found.extend(_family(text, _WEAK)[:1])  # weak rules: the first that fires
+    return found
+
+
+def _family(text: str, families: tuple[tuple[str, Intent], ...]) -> list[Evidence]:
+    found = []
+    for name, intent in families:
+        hit = lexicons.load(name).search(text)
+        if hit is not None:
+            found.append(Evidence(intent, hit.rule, hit.matched))
+    return found
+
+
+def _confidence(top: Evidence) -> float:
+    if top.intent is Intent.CRISIS:
+        return _SOFT_CRISIS_CONFIDENCE if top.rule in _soft_rules() else _CRISIS_CONFIDENCE
+    if top.intent is Intent.CLINICAL_CONCERN:
+        return _CLINICAL_CONFIDENCE
+    weak = top.rule.split(":")[0] in {name for name, _ in _WEAK}
+    return _WEAK_CONFIDENCE if weak else _STRONG_CONFIDENCE
+
+
+@cache
+def _soft_rules() -> frozenset[str]:
+    return frozenset(
+        e.rule for name in ("crisis_en", "crisis_es") for e in lexicons.load(name).entries if e.soft
+    )
+
+
+def _keyword_language(word: str, hint: str | None, detected: str) -> str:
+    if word in {
+        "si",
+        "cambiar",
+        "cancelar",
+        "confirmo",
+        "confirmar",
+        "ayuda",
+        "baja",
+        "alto",
+        "parar",
+        "detener",
+        "alta",
+        "reanudar",
+        "reprogramar",
+        "confirmado",
+    }:
+        return "es"
+    if hint:
+        return "es" if hint.split("-")[0].lower() == "es" else "en"
+    return "en" if word.isascii() and len(word) > 1 else detected

@@ -1,0 +1,448 @@
+"""Understanding patient messages: keywords, safety, replies, languages, flags (table-driven).
+
+Quality numbers live in docs/QUALITY-intents.md (tests/eval/eval_intents.py); these tests pin
+the rules the issue states and every example sentence it gives, not thresholds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from frontdesk.agent import lexicons
+from frontdesk.agent.intent_model import NaiveBayes, read_examples
+from frontdesk.agent.keywords import bare_keyword, normalize
+from frontdesk.agent.safety import is_crisis
+from frontdesk.agent.understand import LONG_WORDS, detect_language, understand
+from frontdesk.domain.intents import PRIORITY, Intent, Understanding, strongest
+
+I = Intent  # noqa: E741 (short for the tables)
+
+# --- carrier and reply keywords ----------------------------------------------------------------
+
+KEYWORDS = [
+    # text, intent, carrier_cancel, carrier_opt_in
+    ("STOP", I.OPT_OUT, False, False),
+    ("stop", I.OPT_OUT, False, False),
+    ("Stop.", I.OPT_OUT, False, False),
+    (" STOPALL ", I.OPT_OUT, False, False),
+    ("UNSUBSCRIBE", I.OPT_OUT, False, False),
+    ("END", I.OPT_OUT, False, False),
+    ("QUIT", I.OPT_OUT, False, False),
+    ("REVOKE", I.OPT_OUT, False, False),
+    ("OPTOUT", I.OPT_OUT, False, False),
+    ("CANCEL", I.OPT_OUT, True, False),
+    ("cancel", I.OPT_OUT, True, False),
+    ("START", I.OPT_IN, False, True),
+    ("UNSTOP", I.OPT_IN, False, True),
+    ("HELP", I.HELP, False, False),
+    ("INFO", I.HELP, False, False),
+    ("C", I.CONFIRM, False, False),
+    ("c", I.CONFIRM, False, False),
+    ("Y", I.CONFIRM, False, False),
+    ("YES", I.CONFIRM, False, True),
+    ("CONFIRM", I.CONFIRM, False, False),
+    ("SÍ", I.CONFIRM, False, False),
+    ("SI", I.CONFIRM, False, False),
+    ("N", I.CANCEL, False, False),
+    ("NO", I.CANCEL, False, False),
+    ("R", I.RESCHEDULE, False, False),
+    ("RESCHEDULE", I.RESCHEDULE, False, False),
+    ("CAMBIAR", I.RESCHEDULE, False, False),
+    ("👍", I.CONFIRM, False, False),
+    ("👍🏽", I.CONFIRM, False, False),
+    ("✅", I.CONFIRM, False, False),
+    ("👎", I.CANCEL, False, False),
+    ("BAJA", I.OPT_OUT, False, False),
+    ("AYUDA", I.HELP, False, False),
+]
+
+
+@pytest.mark.parametrize(("text", "intent", "carrier_cancel", "carrier_opt_in"), KEYWORDS)
+def test_bare_keywords(
+    text: str, intent: Intent, carrier_cancel: bool, carrier_opt_in: bool
+) -> None:
+    got = understand(text)
+    assert (got.intent, got.is_keyword) == (intent, True)
+    assert got.carrier_cancel is carrier_cancel
+    assert got.carrier_opt_in is carrier_opt_in
+    assert got.evidence[0].rule.startswith("keyword:")
+
+
+def test_bare_cancel_is_an_appointment_cancel_where_cancel_is_no_carrier_keyword() -> None:
+    got = understand("CANCEL", bare_cancel_is_opt_out=False)
+    assert (got.intent, got.is_keyword, got.carrier_cancel) == (I.CANCEL, True, False)
+
+
+@pytest.mark.parametrize(
+    "text", ["stop please", "please cancel my appointment", "yes I'll be there", "C u then"]
+)
+def test_a_sentence_is_not_a_bare_keyword(text: str) -> None:
+    assert bare_keyword(text) is None
+    assert understand(text).is_keyword is False
+
+
+# --- the issue's and the task's example sentences ----------------------------------------------
+
+EXAMPLES = [
+    # issue 5
+    ("can't make it thursday", I.CANCEL),
+    ("what's your late cancel fee?", I.QUESTION),
+    ("honestly I don't see the point anymore", I.CRISIS),
+    ("I'm NOT cancelling", I.CONFIRM),
+    ("stop texting me", I.OPT_OUT),
+    ("I won't be around for next week's session", I.CRISIS),
+    ("I've been giving my things away", I.CRISIS),
+    ("took too many of my pills", I.CRISIS),
+    ("this traffic is killing me, 5 min late", I.OTHER),
+    # issue 4
+    ("please cancel my appointment", I.CANCEL),
+    # the task
+    ("what's the point of going on", I.CRISIS),
+    ("I'm dying to get in earlier", I.RESCHEDULE),
+    ("my boss will kill me if I miss work", I.OTHER),
+    ("no need to reschedule, see you then", I.CONFIRM),
+    ("stop texting me, I want to die", I.CRISIS),
+    ("remove me from this list", I.OPT_OUT),
+    ("no more messages", I.OPT_OUT),
+    ("cant make it 2mrw", I.CANCEL),
+    ("ill b there", I.CONFIRM),
+    ("can I talk to a real person", I.HELP),
+    ("is this a bot?", I.QUESTION),
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), EXAMPLES)
+def test_examples_from_the_issues(text: str, intent: Intent) -> None:
+    assert understand(text).intent is intent
+
+
+# --- safety: recall first, benign look-alikes are not crises -----------------------------------
+
+CRISIS = [
+    "I want to kill myself",
+    "I've been thinking about suicide",
+    "I wish I was dead",
+    "i wanna die",
+    "kms",
+    "I WANT TO DIE",
+    "im going to kil myself",
+    "I cut myself last night",
+    "I've been stockpiling my pills",
+    "Everyone would be better off without me",
+    "I can't take it anymore",
+    "I wrote a goodbye note",
+    "I want to hurt someone",
+    "My boyfriend hits me",
+    "He threatened to kill me if I leave",
+    "I'm not safe at home",
+    "My husband will kill me if he finds out I'm in therapy",
+    "Quiero morirme",
+    "Ya no quiero vivir",
+    "Me quiero matar",
+    "Me corté los brazos anoche",
+    "Me tomé muchas pastillas",
+    "No voy a estar para la próxima sesión",
+    "Mi esposo me pega",
+    "¿Para qué seguir?",
+]
+
+
+@pytest.mark.parametrize("text", CRISIS)
+def test_crisis(text: str) -> None:
+    got = understand(text)
+    assert got.intent is I.CRISIS
+    assert got.hands_off
+    assert is_crisis(text)
+
+
+BENIGN: list[tuple[str, Intent | None]] = [
+    ("this traffic is killing me, 5 min late", I.OTHER),
+    ("I'm dying to get in earlier", I.RESCHEDULE),
+    ("my boss will kill me if I miss work", I.OTHER),
+    ("Ugh this heat is killing me", None),  # the model guesses; anything but a crisis
+    ("my phone died, this is my new number", I.OTHER),
+    ("Killing time in the lobby", None),
+    ("I'll be there, shoot me a text if anything changes", I.CONFIRM),
+    ("I cut my hand cooking and need stitches, can't come today", I.CANCEL),
+    ("I won't be around next week, I'm on vacation", I.CANCEL),
+    ("Do you treat people who have lost someone to suicide?", I.QUESTION),
+    ("Me muero de ganas de verla, ahí estaré el jueves", I.CONFIRM),
+    ("El tráfico me está matando, llego tarde", I.OTHER),
+    ("Mi jefe me va a matar si llego tarde", I.OTHER),
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), BENIGN)
+def test_benign_look_alikes_are_not_crises(text: str, intent: Intent | None) -> None:
+    got = understand(text)
+    assert got.intent is not I.CRISIS
+    assert intent is None or got.intent is intent
+
+
+CLINICAL = [
+    "My anxiety has been really bad this week",
+    "Can I take my Lexapro before the session?",
+    "The new medication gives me headaches, side effects?",
+    "I had a panic attack",
+    "I've been feeling really down",
+    "I want to talk about what happened with my mom",
+    "I'm too depressed to come today",
+    "Tengo mucha ansiedad",
+    "Me siento peor cada día",
+]
+
+
+@pytest.mark.parametrize("text", CLINICAL)
+def test_clinical_concern(text: str) -> None:
+    got = understand(text)
+    assert got.intent is I.CLINICAL_CONCERN
+    assert got.hands_off
+
+
+# --- priority: crisis > clinical_concern > opt_out > everything else ---------------------------
+
+PRIORITY_CASES = [
+    ("stop texting me, I want to die", I.CRISIS),
+    ("Cancel my appointment. I'm going to end it all", I.CRISIS),
+    ("stop texting me, I'm so anxious", I.CLINICAL_CONCERN),
+    ("I'm too anxious to come, please cancel", I.CLINICAL_CONCERN),
+    ("Please stop texting me, I'll call to cancel", I.OPT_OUT),
+    ("can't make it thursday, can we do friday?", I.RESCHEDULE),
+    ("yes I'll be there, what's the address?", I.CONFIRM),
+    ("No me manden más mensajes, me voy a matar", I.CRISIS),
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), PRIORITY_CASES)
+def test_safety_wins_when_a_message_carries_several_intents(text: str, intent: Intent) -> None:
+    got = understand(text)
+    assert got.intent is intent
+    assert got.evidence[0].intent is intent  # strongest evidence first
+
+
+def test_priority_order() -> None:
+    assert PRIORITY[:3] == (I.CRISIS, I.CLINICAL_CONCERN, I.OPT_OUT)
+    assert set(PRIORITY) == set(Intent)
+    assert strongest([I.CONFIRM, I.OPT_OUT, I.QUESTION]) is I.OPT_OUT
+    assert strongest([]) is I.OTHER
+
+
+# --- negation, shorthand, typos, caps, emoji, greetings ------------------------------------------
+
+REPLIES = [
+    ("I'm NOT cancelling", I.CONFIRM),
+    ("Not cancelling, just checking in. See you Monday", I.CONFIRM),
+    ("Don't cancel it, I'll be there", I.CONFIRM),
+    ("I don't need to reschedule anymore, I'll come at the usual time", I.CONFIRM),
+    ("I was going to cancel but I'll come after all", I.CONFIRM),
+    ("No voy a cancelar, ahí estaré", I.CONFIRM),
+    ("k c u then", I.CONFIRM),
+    ("YES I WILL BE THERE", I.CONFIRM),
+    ("Confirmd, see you tomorow", I.CONFIRM),
+    ("👍 see you then", I.CONFIRM),
+    ("Hi! Yes, I'll be there. Have a good day", I.CONFIRM),
+    ("Yes thank you, see you soon. Best, Maria", I.CONFIRM),
+    ("cnt come 2day sry", I.CANCEL),
+    ("I CANT MAKE IT", I.CANCEL),
+    ("pls cancell my appt", I.CANCEL),
+    ("can't come today 😢", I.CANCEL),
+    ("No sorry", I.CANCEL),
+    ("can we reschedual", I.RESCHEDULE),
+    ("Can I come at 5 instead of 3?", I.RESCHEDULE),
+    ("Could we move it to Friday?", I.RESCHEDULE),
+    ("What is your cancellation policy?", I.QUESTION),
+    ("How much notice do you need to reschedule?", I.QUESTION),
+    ("Where should I park?", I.QUESTION),
+    ("Please start texting me again", I.OPT_IN),
+    ("I don't want to get these texts anymore", I.OPT_OUT),
+    ("You have the wrong number", I.OPT_OUT),
+    ("Running 5 minutes late", I.OTHER),
+    ("Thank you!", I.OTHER),
+    ("Hello", I.OTHER),
+    ("How does this work?", I.HELP),
+    ("What do I reply to confirm?", I.HELP),
+    ("I'm outside", I.OTHER),
+    # Spanish
+    ("Sí, ahí estaré mañana", I.CONFIRM),
+    ("No puedo ir a la cita", I.CANCEL),
+    ("¿Podemos cambiar la cita al viernes?", I.RESCHEDULE),
+    ("¿Cuál es la dirección del consultorio?", I.QUESTION),
+    ("No me manden más mensajes", I.OPT_OUT),
+    ("Quiero volver a recibir los recordatorios", I.OPT_IN),
+    ("Quiero hablar con una persona", I.HELP),
+    ("Llego 5 minutos tarde", I.OTHER),
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), REPLIES)
+def test_replies(text: str, intent: Intent) -> None:
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "hint", "language"),
+    [
+        ("I can't come tomorrow", None, "en"),
+        ("No puedo ir mañana", None, "es"),
+        ("¿Dónde está la oficina?", None, "es"),
+        ("ok", "es-MX", "es"),
+        ("ok", None, "en"),
+        ("SÍ", None, "es"),
+        ("C", "es", "es"),
+    ],
+)
+def test_language(text: str, hint: str | None, language: str) -> None:
+    assert understand(text, language_hint=hint).language == language
+
+
+def test_detect_language_ties_go_to_the_hint() -> None:
+    assert detect_language("12", "12", "es") == "es"
+    assert detect_language("12", "12", None) == "en"
+
+
+@pytest.mark.parametrize(
+    ("text", "person", "bot"),
+    [
+        ("can I talk to a real person", True, False),
+        ("Can someone call me?", True, False),
+        ("Quiero hablar con una persona", True, False),
+        ("is this a bot?", False, True),
+        ("¿Eres un robot?", False, True),
+        ("Am I talking to a real person?", True, True),
+        ("yes I'll be there", False, False),
+    ],
+)
+def test_person_and_bot_flags(text: str, person: bool, bot: bool) -> None:
+    got = understand(text)
+    assert (got.asks_for_person, got.asks_if_bot) == (person, bot)
+
+
+# --- normalisation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("Cant make it 2mrw 😢", "can not make it tomorrow emo_sad"),
+        ("ill b there", "i will be there"),
+        ("I'm ill", "i am ill"),
+        ("c u then", "see you then"),
+        ("I have cancer", "i have cancer"),  # a real word is never "corrected"
+        ("need to cancle", "need to cancel"),
+        ("i need to reshedule", "i need to reschedule"),
+        ("tomorrows session", "tomorrows session"),
+        ("¿Dónde?", "? donde ?"),
+        ("he'll kill me", "he will kill me"),
+    ],
+)
+def test_normalize(raw: str, normalized: str) -> None:
+    assert normalize(raw) == normalized
+
+
+# --- results, purity, long messages, lexicons, the model -----------------------------------------
+
+
+def test_understanding_is_complete_and_pure() -> None:
+    first = understand("Can we do Friday instead?")
+    assert isinstance(first, Understanding)
+    assert first == understand("Can we do Friday instead?")
+    assert 0.0 < first.confidence <= 1.0
+    assert first.evidence and first.evidence[0].rule.startswith("reschedule:")
+    assert first.language == "en"
+
+
+def test_a_message_no_rule_decides_gets_the_model_or_other() -> None:
+    got = understand("hmm")
+    assert got.intent in set(Intent) - {I.OPT_OUT, I.OPT_IN}
+    assert understand("").intent is I.OTHER
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Me muero de ganas de verla", "leave it", "numbers", "hi it's me", "ugh", "Feliz año nuevo"],
+)
+def test_the_model_never_changes_consent_nor_raises_a_crisis(text: str) -> None:
+    got = understand(text)
+    if got.evidence[0].rule.startswith("model"):
+        assert got.intent not in {I.OPT_OUT, I.OPT_IN, I.CRISIS}
+
+
+def test_a_long_story_is_not_read_as_a_reply() -> None:
+    story = " ".join(["my week was long and my sister said leave me alone"] * 6)
+    assert len(story.split()) > LONG_WORDS
+    got = understand(story)
+    assert got.intent is I.CLINICAL_CONCERN  # a long message with no rule goes to staff
+    assert understand(story + " What should I do?").intent is I.QUESTION
+    assert understand("leave me alone").intent is I.OPT_OUT
+
+
+def test_every_lexicon_loads() -> None:
+    folder = Path(lexicons.__file__).parent
+    names = sorted(p.stem for p in folder.glob("*.txt"))
+    assert "crisis_en" in names and "crisis_es" in names
+    for name in names:
+        assert lexicons.load(name).entries, name
+    assert any(e.soft for e in lexicons.load("crisis_en").entries)
+    assert any(e.short_only for e in lexicons.load("opt_out").entries)
+
+
+def test_training_examples_read_and_bad_lines_are_refused() -> None:
+    examples = read_examples("confirm\tyes\n# note\n\ncancel\tno way\n")
+    assert examples == [(I.CONFIRM, "yes"), (I.CANCEL, "no way")]
+    with pytest.raises(ValueError, match="line 1"):
+        read_examples("confirm yes")
+    model = NaiveBayes([*examples, (I.RESCHEDULE, "another day")])
+    assert model.predict(normalize("another day please")).intent is I.RESCHEDULE
+    assert model.predict("").confidence == 0.0
+
+
+# --- the harness's scoring code, on a slice ------------------------------------------------------
+
+
+def _harness() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "eval" / "eval_intents.py"
+    spec = importlib.util.spec_from_file_location("eval_intents", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_intents"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_harness_scores_a_slice() -> None:
+    harness = _harness()
+    cases = harness.read_cases()
+    assert len(cases) >= 500
+    blind = [
+        c for f in (harness.BLIND, harness.BLIND2, harness.BLIND3) for c in harness.read_cases(f)
+    ]
+    assert harness.overlap_with_training(cases + blind) == []
+    sample = cases[::20]
+    report = harness.score(sample, lambda text: understand(text).intent)
+    assert report.total == len(sample)
+    assert report.correct + len(report.errors) == report.total
+    assert set(report.per_intent) == set(Intent)
+    assert 0.0 <= report.macro_f1 <= 1.0
+    table = harness.markdown_table(report)
+    assert "| crisis |" in table and "macro-F1" in table
+
+
+def test_harness_scoring_arithmetic() -> None:
+    harness = _harness()
+    cases = [
+        harness.Case(I.CRISIS, frozenset(), "a"),
+        harness.Case(I.CRISIS, frozenset(), "b"),
+        harness.Case(I.OTHER, frozenset({"benign"}), "c"),
+        harness.Case(I.OTHER, frozenset({"benign"}), "d"),
+    ]
+    answers = {"a": I.CRISIS, "b": I.OTHER, "c": I.CRISIS, "d": I.OTHER}
+    report = harness.score(cases, answers.__getitem__)
+    assert report.crisis_recall == 0.5
+    assert report.false_crisis_benign == 0.5
+    precision, recall, _, support = report.per_intent[I.CRISIS]
+    assert (precision, recall, support) == (0.5, 0.5, 2)
