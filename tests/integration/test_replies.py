@@ -22,7 +22,7 @@ from frontdesk.adapters.db.models import (
 )
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
-from frontdesk.services import inbound_messages, links, practices
+from frontdesk.services import inbound_messages, knowledge, links, practices
 from frontdesk.services.outgoing import MessageSender, fixed_senders
 from frontdesk.services.reminders import Planning
 from integration.test_reminders_flow import T0, Clock, dispatcher, drain, put, states
@@ -199,17 +199,70 @@ def test_a_bare_cancel_cancels_when_the_provider_has_no_such_keyword(runtime: Ru
     assert _reply(runtime, clock, "CANCEL").action == "cancelled"
 
 
-def test_free_text_waits_for_a_person_with_one_acknowledgement(runtime: Runtime) -> None:
+def test_small_talk_waits_for_a_person_with_one_acknowledgement(runtime: Runtime) -> None:
     clock = Clock(T0)
     _book_and_remind(runtime, clock)
     clock.now += timedelta(minutes=10)
-    assert _reply(runtime, clock, "Can we talk about my bill?").action == "needs_person"
-    assert _reply(runtime, clock, "hello?").action == "needs_person"
+    assert _reply(runtime, clock, "thanks so much").action == "needs_person"
+    assert _reply(runtime, clock, "have a nice weekend").action == "needs_person"
     acks = [t for t in _thread(runtime) if "will get back to you" in t[3]]
     assert len(acks) == 1
     with runtime.transaction() as session:
         conversation = session.scalars(select(Conversation)).one()
         assert conversation.needs_attention and conversation.status == "open"
+
+
+def test_questions_are_answered_from_the_practices_documents_or_go_to_a_person(
+    runtime: Runtime,
+) -> None:
+    with runtime.transaction() as session:
+        knowledge.seed_demo_documents(session, practices.resolve_practice(session, "default"))
+    clock = Clock(T0)
+    _book_and_remind(runtime, clock)
+    clock.now += timedelta(minutes=10)
+
+    answered = _reply(runtime, clock, "What's your late cancellation fee?")
+    assert (answered.intent, answered.action) == ("question", "answered")
+    answer = _thread(runtime)[-1][3]
+    assert answer.startswith("Automated assistant: ")  # the first answer says what it is
+    assert "(From: " in answer  # with its source
+
+    unknown = _reply(runtime, clock, "Do you validate parking for the stadium garage on game days?")
+    assert unknown.action == "unanswered"
+    assert "don't have that information" in _thread(runtime)[-1][3]
+    assert not _thread(runtime)[-1][3].startswith("Automated assistant")  # said once
+    with runtime.transaction() as session:
+        assert session.scalars(select(ReviewItem.kind)).all() == ["unanswered_question"]
+        assert session.scalars(select(Conversation)).one().needs_attention
+
+
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        (
+            "honestly I don't see the point anymore, I won't be around for next week",
+            "handoff:crisis",
+        ),
+        ("took too many of my pills", "handoff:crisis"),
+        (
+            "I've been feeling a lot worse since starting the new medication",
+            "handoff:clinical_concern",
+        ),
+        ("can I talk to a real person please?", "handoff:asked_for_person"),
+        ("is this a bot?", "disclosed"),
+        ("I'm NOT cancelling, see you then", "confirmed"),
+        ("please cancel my appointment", "cancelled"),
+        ("stop texting me", "opted_out"),
+        ("this traffic is killing me, 5 min late", "needs_person"),
+    ],
+)
+def test_free_text_is_understood_and_acted_on(runtime: Runtime, text: str, action: str) -> None:
+    clock = Clock(T0)
+    _book_and_remind(runtime, clock)
+    clock.now += timedelta(minutes=10)
+    assert _reply(runtime, clock, text).action == action
+    bodies = [t[3] for t in _thread(runtime) if t[0] == "outbound"]
+    assert any("988" in b for b in bodies) == (action == "handoff:crisis")
 
 
 def test_the_same_webhook_three_times_is_processed_once(runtime: Runtime) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.db.models import InboundWebhook, Message, Patient, Practice, Reminder
+from frontdesk.agent.understand import understand
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
@@ -31,10 +32,10 @@ from frontdesk.services.patients import contact_of, effective_channel
 from frontdesk.services.reminders import Planning
 from frontdesk.services.replies import (
     Inbound,
+    Interpretation,
     Interpreter,
     ReplyContext,
     ReplyOutcome,
-    keywords_only,
     receive,
 )
 
@@ -82,7 +83,24 @@ def register(provider: str, channel: Channel, parser: Parser) -> None:
 
 
 def interpreter_for(runtime: Runtime) -> Interpreter:
-    return keywords_only(cancel_is_opt_out=runtime.settings.sms_cancel_is_opt_out)
+    """The agent's understanding of every message (keywords, the safety screen, the rest)."""
+    cancel_is_opt_out = runtime.settings.sms_cancel_is_opt_out
+
+    def interpret(text: str, channel: Channel) -> Interpretation:
+        # A bare CANCEL is a carrier opt-out word on SMS only.
+        found = understand(
+            text, bare_cancel_is_opt_out=cancel_is_opt_out and channel == Channel.SMS
+        )
+        return Interpretation(
+            intent=found.intent.value,
+            carrier_cancel=found.carrier_cancel,
+            carrier_opt_in=found.carrier_opt_in,
+            language=found.language,
+            asks_for_person=found.asks_for_person,
+            asks_if_bot=found.asks_if_bot,
+        )
+
+    return interpret
 
 
 def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:

@@ -71,6 +71,7 @@ class Interpretation:
         str  # confirm cancel reschedule question clinical_concern crisis opt_out opt_in help other
     )
     carrier_cancel: bool = False
+    carrier_opt_in: bool = False  # YES / START on a channel the carrier had blocked
     language: str | None = None
     asks_for_person: bool = False
     asks_if_bot: bool = False
@@ -287,16 +288,25 @@ class _Handler:
     def act(self, meaning: Interpretation) -> None:
         intent = meaning.intent
         self.language = meaning.language
-        if intent not in ("crisis", "clinical_concern", "opt_out", "opt_in", "help"):
+        if (
+            meaning.carrier_opt_in
+            and self.patient is not None
+            and consent.current(self.patient, self.channel) == ConsentStatus.REVOKED
+        ):
+            # The carrier lifted its block on YES / START: so do we, before anything else.
+            self.opt_in()
+            if intent == "opt_in":
+                return
+        if intent not in ("crisis", "clinical_concern", "opt_out", "opt_in"):
             if meaning.asks_for_person:
+                # A patient who asks for a person gets one.
                 self.hand_off(urgent=False, reason="asked_for_person")
                 self.reply(Purpose.NEEDS_PERSON)
                 return
-            if meaning.asks_if_bot and self.conversation.owner == "agent":
+            if meaning.asks_if_bot and intent in ("question", "other", "help"):
                 self.reply(Purpose.ASSISTANT)
                 self.outcome.action = "disclosed"
-                if intent == "other":
-                    return
+                return
         if intent == "crisis":
             self.hand_off(urgent=True, reason="crisis")
             self.reply(Purpose.CRISIS)
