@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench eval clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "frontdesk needs Python 3.11 or newer")'
@@ -30,6 +30,11 @@ lint: $(STAMP)
 ## bench: the benchmarks under bench/ (results go in docs/PERFORMANCE.md)
 bench: $(STAMP)
 	$(BIN)/python bench/import_noshow.py
+
+## eval: the agent's quality harness (results go in docs/QUALITY.md)
+eval: $(STAMP)
+	$(BIN)/python tests/eval/eval_intents.py
+	$(BIN)/python tests/eval/eval_answers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ miss on the labelled set). Sources:
   rules were revised after its first run, so its score is optimistic;
 - ``tests/eval/intents/blind.tsv``, ``blind2.tsv`` and ``blind3.tsv``: each written after the
   rules were revised on the sets before it and scored once; that first score (kept in
-  docs/QUALITY-intents.md) is the honest estimate. The rules were then revised on their
+  docs/QUALITY.md) is the honest estimate. The rules were then revised on their
   misses too, so the scores printed here for them are optimistic as well;
 - ``../shared/external/mental_health_text/``: CounselChat questions (each is a clinical matter or
   a question: never a confirmation or an opt-out), Reddit C-SSRS users (clinician labels;
@@ -380,13 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"crisis recall {r.crisis_recall:.3f}"
         )
     blind_report = score(blind, _intent)
-    print(f"\n## Blind set 1 ({len(blind)} messages; first score in docs/QUALITY-intents.md)\n")
+    print(f"\n## Blind set 1 ({len(blind)} messages; first score in docs/QUALITY.md)\n")
     print(markdown_table(blind_report))
     blind2_report = score(blind2, _intent)
-    print(f"\n## Blind set 2 ({len(blind2)} messages; first score in docs/QUALITY-intents.md)\n")
+    print(f"\n## Blind set 2 ({len(blind2)} messages; first score in docs/QUALITY.md)\n")
     print(markdown_table(blind2_report))
     blind3_report = score(blind3, _intent)
-    print(f"\n## Blind set 3 ({len(blind3)} messages; first score in docs/QUALITY-intents.md)\n")
+    print(f"\n## Blind set 3 ({len(blind3)} messages; first score in docs/QUALITY.md)\n")
     print(markdown_table(blind3_report))
     print(f"\n## Speed\n\n- first call (loads lexicons, trains the model): {cold * 1000:.0f} ms")
     print(

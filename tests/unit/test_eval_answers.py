@@ -1,6 +1,6 @@
 """The answer-quality harness keeps working: its scoring runs on a small slice of each split.
 
-No score is asserted here (quality is reported in docs/QUALITY-answers.md, not gated by tests);
+No score is asserted here (quality is reported in docs/QUALITY.md, not gated by tests);
 this only proves the cases load, the pipeline runs and the scoring adds up.
 """
 

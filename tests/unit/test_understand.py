@@ -1,6 +1,6 @@
 """Understanding patient messages: keywords, safety, replies, languages, flags (table-driven).
 
-Quality numbers live in docs/QUALITY-intents.md (tests/eval/eval_intents.py); these tests pin
+Quality numbers live in docs/QUALITY.md (tests/eval/eval_intents.py); these tests pin
 the rules the issue states and every example sentence it gives, not thresholds.
 """
 

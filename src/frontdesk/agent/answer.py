@@ -18,7 +18,7 @@ from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
 from frontdesk.agent.retrieval import KnowledgeIndex, Query, _Prepared
 from frontdesk.agent.text import detect_language, fold, sentences, stem, terms, words
 
-# Calibrated on the dev split of tests/eval/answers (see docs/QUALITY-answers.md).
+# Calibrated on the dev split of tests/eval/answers (see docs/QUALITY.md).
 MIN_PASSAGE_COVERAGE = 0.5
 MIN_SENTENCE_COVERAGE = 0.6
 MAX_SENTENCES = 2

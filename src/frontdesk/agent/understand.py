@@ -1,6 +1,6 @@
 """Understanding a patient's message: exactly one intent, its language, why, and how sure.
 
-The order of reading (each step documented in ``docs/QUALITY-intents.md``):
+The order of reading (each step documented in ``docs/QUALITY.md``):
 
 1. **Bare keywords** (``keywords.bare_keyword``): the whole message is STOP, HELP, C, Y, N, R,
    SÍ, 👍... A bare ``CANCEL`` is a carrier opt-out: ``opt_out`` with ``carrier_cancel=True``
@@ -20,7 +20,7 @@ The order of reading (each step documented in ``docs/QUALITY-intents.md``):
    and never raises a crisis: a confident crisis/clinical guess becomes ``clinical_concern``.
 
 ``understand`` is pure (no I/O after the first call loads the lexicons and trains the model)
-and fast: see ``docs/QUALITY-intents.md`` for messages per second.
+and fast: see ``docs/QUALITY.md`` for messages per second.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _HEAD_WORDS, _TAIL_WORDS = 25, 15
 # Consent changes only on words that say so: the model never opts anyone out or in.
 _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 # The model never raises a crisis by itself (on everyday SMS its crisis guesses were mostly
-# wrong, docs/QUALITY-intents.md): a confident crisis or clinical guess hands the message to
+# wrong, docs/QUALITY.md): a confident crisis or clinical guess hands the message to
 # staff as a clinical concern, a less confident one is "other" (a person still reads it).
 _SAFETY_FLOOR = 0.8
 _KEYWORD_CONFIDENCE = 0.99
