@@ -87,6 +87,25 @@ class Settings(BaseSettings):
         ),
     )
 
+    action_run_ttl_minutes: int = Field(
+        default=1440,
+        ge=5,
+        le=60 * 24 * 30,
+        description=(
+            "A custom action waiting on a patient expires after this many minutes without "
+            "activity (a wait_for_reply step's own timeout is kept)."
+        ),
+    )
+    action_identity_max_failures: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description=(
+            "Failed identity checks in one conversation within 24 hours before it is locked and "
+            "handed to a person (one identifier may fail this many plus 2 across conversations)."
+        ),
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
