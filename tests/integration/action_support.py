@@ -80,14 +80,14 @@ class Patient1:
             patient = session.scalars(select(Patient)).one()
             return practice.id, patient.id
 
-    def write(
-        self, text: str, intent: str = "other", channel: Channel = Channel.SMS
-    ) -> bool | str:
+    def write(self, text: str, intent: str = "other", channel: Channel = Channel.SMS) -> bool | str:
         """The patient writes; the caller screens safety first, then asks the runner."""
         with self.runtime.transaction() as session:
             practice = practices.resolve_practice(session, "default")
             patient = session.scalars(select(Patient)).one()
-            conversation = thread_for(session, self.runtime.cipher, practice, patient, channel, None)
+            conversation = thread_for(
+                session, self.runtime.cipher, practice, patient, channel, None
+            )
             session.add(
                 Message(
                     practice_id=practice.id,
@@ -129,7 +129,13 @@ class Patient1:
             patient = session.scalars(select(Patient)).one()
             runner = actions.runner_for(self.runtime, self.clock.now)
             run = actions.start_manual(
-                session, runner, practice, name, patient_id=patient.id, actor="staff:test", **context
+                session,
+                runner,
+                practice,
+                name,
+                patient_id=patient.id,
+                actor="staff:test",
+                **context,
             )
             session.flush()
             ids = [m.id for m in runner.queued]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # Importing the command modules registers their commands on ``app``.
 from frontdesk.cli import (
+    actions,
     database,
     importing,
     listing,
@@ -19,6 +20,7 @@ from frontdesk.cli import (
 from frontdesk.cli.common import app
 
 __all__ = [
+    "actions",
     "app",
     "database",
     "importing",

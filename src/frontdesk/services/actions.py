@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import random
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,7 @@ import httpx
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.action_models import (
     ActionEffect,
     ActionRun,
@@ -164,6 +166,39 @@ def set_webhook_secret(practice: Practice, sealed: str | None) -> None:
     settings = dict(practice.settings or {})
     settings["action_webhook_secret"] = sealed
     practice.settings = settings
+
+
+def seed_demo_actions(session: Session, cipher: FieldCipher, practice: Practice) -> None:
+    """The demo practice gets the built-in actions, switched on, and a webhook signing secret.
+    A re-seed keeps what the practice changed since."""
+    have = set(
+        session.scalars(
+            select(ActionSpecRecord.name).where(ActionSpecRecord.practice_id == practice.id)
+        )
+    )
+    for text in builtin_sources().values():
+        if parse_spec(text).name not in have:
+            save(session, practice, text, actor="demo-seed", enabled=True)
+    if not (practice.settings or {}).get("action_webhook_secret"):
+        set_webhook_secret(practice, cipher.seal(secrets.token_urlsafe(32)))
+
+
+def configure_webhook(
+    practice: Practice, cipher: FieldCipher, *, url: str | None, new_secret: bool
+) -> str | None:
+    """Set where action webhooks go and/or a new signing secret; returns the new secret (shown
+    once) when one was made."""
+    settings = dict(practice.settings or {})
+    if url is not None:
+        if not url.startswith(("http://", "https://")):
+            raise ValidationFailed([FieldError("url", "must start with http:// or https://")])
+        settings["action_webhook_url"] = url.rstrip("/")
+    practice.settings = settings
+    if not new_secret:
+        return None
+    secret = secrets.token_urlsafe(32)
+    set_webhook_secret(practice, cipher.seal(secret))
+    return secret
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -353,9 +388,7 @@ class ActionWorker:
             ActionRun.action_name == record.name,
             ActionRun.appointment_id == Appointment.id,
         )
-        query = select(Appointment).where(
-            Appointment.practice_id == record.practice_id, ~already
-        )
+        query = select(Appointment).where(Appointment.practice_id == record.practice_id, ~already)
         event = record.trigger_event
         if event == "reminder_unconfirmed":
             reminded = exists().where(
@@ -471,11 +504,22 @@ class ActionWorker:
             key, max_attempts = effect.idempotency_key, effect.max_attempts
             personal = personal_fields(run.spec.get("fields", []))
         if secret is None:
-            self._record(effect_id, attempt, None, "no webhook signing secret is set", False, 0,
-                         request={"url": url}, personal=personal, max_attempts=max_attempts)
+            self._record(
+                effect_id,
+                attempt,
+                None,
+                "no webhook signing secret is set",
+                False,
+                0,
+                request={"url": url},
+                personal=personal,
+                max_attempts=max_attempts,
+            )
             return
         stamp = str(int(self.clock().timestamp()))
-        signature = hmac.new(secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()
+        signature = hmac.new(
+            secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256
+        ).hexdigest()
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": key,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from frontdesk.bootstrap import Runtime, build_senders
 from frontdesk.services import inbound_messages
+from frontdesk.services.actions import ActionWorker
 from frontdesk.services.handoff import AlertSender
 from frontdesk.services.outgoing import MessageSender, fixed_senders
 
@@ -33,6 +34,7 @@ class Chores:
         self.runtime = runtime
         self.sender = sender or message_sender(runtime)
         self.alerts = AlertSender(runtime, self.sender.senders)
+        self.actions = ActionWorker(runtime, self.sender)
         self.retry_every = retry_every
         self.clock = clock
         self._last_retry: float | None = None
@@ -46,6 +48,7 @@ class Chores:
         if self._last_retry is None or now - self._last_retry >= self.retry_every:
             self._last_retry = now
             done += inbound_messages.retry_failed(self.runtime, self.sender)
+        done += self.actions.run_due()
         for chore in self.extra:
             done += chore()
         return done

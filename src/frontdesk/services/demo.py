@@ -200,4 +200,7 @@ def seed_demo(
             planning=planning,
             cache=cache,
         )
+    from frontdesk.services.actions import seed_demo_actions
+
+    seed_demo_actions(session, cipher, practice)  # custom actions: the built-in examples, on
     return len(SCHEDULE)

@@ -13,7 +13,7 @@ from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.logs import configure_logging
 from frontdesk.web import errors, pages
-from frontdesk.web.api import messaging, v1
+from frontdesk.web.api import actions, messaging, v1
 from frontdesk.web.body_limit import BodySizeLimit
 
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(messaging.router)
+    app.include_router(actions.router)
     app.include_router(pages.router)
     return app
 

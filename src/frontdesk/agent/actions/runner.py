@@ -60,7 +60,7 @@ from frontdesk.domain.messages import language_of
 from frontdesk.domain.reply_keywords import keyword
 from frontdesk.domain.templates import Purpose
 from frontdesk.services import handoff, outgoing
-from frontdesk.services.appointment_answers import apply_answer
+from frontdesk.services.appointment_answers import ANSWERABLE, apply_answer
 from frontdesk.services.patients import contact_of, effective_channel
 from frontdesk.services.reminders import Planning
 from frontdesk.services.replies import thread_for
@@ -518,6 +518,18 @@ class ActionRunner:
         if check.verified:
             run.verified = True
             run.patient_id = check.patient_id
+            if run.appointment_id is None and check.patient_id is not None:
+                # Started by a message: the appointment is the patient's next answerable one.
+                run.appointment_id = session.scalar(
+                    select(Appointment.id)
+                    .where(
+                        Appointment.patient_id == check.patient_id,
+                        Appointment.status.in_(ANSWERABLE),
+                        Appointment.end_at > self.now,
+                    )
+                    .order_by(Appointment.start_at)
+                    .limit(1)
+                )
             self._log(session, run, "identity", "verified", {"by": "identifier_and_date_of_birth"})
             return True
         values.pop(spec.identity.identifier, None)
@@ -552,7 +564,9 @@ class ActionRunner:
                 "slug": practice.slug,
                 "name": practice.name,
                 "booking_url": practice.booking_url or "",
-                "webhook_url": str((practice.settings or {}).get("action_webhook_url") or "").rstrip("/"),
+                "webhook_url": str(
+                    (practice.settings or {}).get("action_webhook_url") or ""
+                ).rstrip("/"),
             },
             "patient": {},
             "appointment": {},
