@@ -199,6 +199,10 @@ def _to_data(
             if key in out:
                 errors.append(_err(key_node, (*path, key), f"duplicate key {key!r}"))
                 continue
+            marks[("key", *path, key)] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
             out[key] = _to_data(value_node, (*path, key), marks, errors)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -228,8 +232,12 @@ def _dotted(path: Path) -> str:
     return text or "(document)"
 
 
-def _where(located: _Located, path: Path) -> str:
-    # The nearest node that exists: a missing key is reported at its parent mapping.
+def _where(located: _Located, path: Path, *, key: bool = False) -> str:
+    # The nearest node that exists: a missing key is reported at its parent mapping; an unknown
+    # key at the key itself.
+    if key and ("key", *path) in located.marks:
+        line, column = located.marks[("key", *path)]
+        return f"line {line}, column {column}: {_dotted(path)}"
     for end in range(len(path), -1, -1):
         if path[:end] in located.marks:
             line, column = located.marks[path[:end]]
@@ -291,7 +299,8 @@ def parse_spec(text: str) -> ActionSpec:
     except ValidationError as exc:
         for error in exc.errors():
             path = _data_path(located.data, tuple(error["loc"]))
-            errors.append(FieldError(_where(located, path), _message(error)))
+            at_key = error["type"] == "extra_forbidden"
+            errors.append(FieldError(_where(located, path, key=at_key), _message(error)))
     if spec is not None:
         errors.extend(
             FieldError(_where(located, path), message) for path, message in _semantic_errors(spec)
