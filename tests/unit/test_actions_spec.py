@@ -114,7 +114,7 @@ steps:
     ) in found
     assert any(loc == "line 9, column 16: steps[0].text.en" for loc, _ in found)
     assert ("line 13, column 9: steps[2].id", "step id 'w' is used twice") in found
-    assert ("line 15, column 20: steps[3].when.field", "no field named 'missing'") in found
+    assert ("line 15, column 19: steps[3].when.field", "no field named 'missing'") in found
     assert (
         "line 17, column 18: steps[4].answer_from",
         "must name an earlier wait_for_reply step",
