@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from frontdesk.cli.common import EXIT_INPUT, JsonOpt, PracticeOpt, app, err, opened, out, print_json
+from frontdesk.cli.common import EXIT_INPUT, JsonOpt, PracticeOpt, app, opened, out, print_json
+from frontdesk.domain.errors import FieldError
 
 actions_app = typer.Typer(
     help="Custom actions: declarative YAML routines run in conversations (docs/ACTIONS.md).",
@@ -25,9 +27,10 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _report(path: Path, errors: list[object]) -> None:
+def _report(path: Path, errors: list[FieldError]) -> None:
+    # One line per error, never wrapped: editors and CI read "FILE: line L, column C: …".
     for error in errors:
-        err.print(f"{path}: {error.loc}: {error.message}", markup=False)  # type: ignore[attr-defined]
+        sys.stderr.write(f"{path}: {error.loc}: {error.message}\n")
 
 
 @actions_app.command("validate")
