@@ -12,6 +12,7 @@ from sqlalchemy import select
 from frontdesk.adapters.db.action_models import IdentityAttempt
 from frontdesk.adapters.db.models import AuditEvent
 from frontdesk.bootstrap import Runtime, build_runtime
+from frontdesk.domain.channels import Channel
 from integration.action_support import (
     Patient1,
     add_spec,
@@ -20,6 +21,7 @@ from integration.action_support import (
     outbound,
     run_state,
     seed,
+    sender,
     step_log,
 )
 from integration.test_reminders_flow import T0, Clock
@@ -221,3 +223,41 @@ def test_repeated_identity_failures_lock_and_hand_off_with_an_audit_without_phi(
         assert {e.action for e in events} == {"identity.failed", "identity.locked"}
         dumped = json.dumps([e.details for e in events])
         assert "Avery" not in dumped and "2001" not in dumped
+
+
+def test_address_on_record_with_a_signed_link_needs_no_questions(runtime: Runtime) -> None:
+    _patient, clock = _start(runtime, VERIFY)
+    with runtime.transaction() as session:
+        from frontdesk.adapters.db.models import Appointment, Conversation, Patient, Practice
+        from frontdesk.services import actions
+        from frontdesk.services.replies import thread_for
+
+        practice = session.scalars(select(Practice)).one()
+        person = session.scalars(select(Patient)).one()
+        conversation = thread_for(session, runtime.cipher, practice, person, Channel.SMS, None)
+        session.flush()
+        runner = actions.runner_for(runtime, clock.now)
+        appointment_id = session.scalars(select(Appointment.id)).one()
+        run = runner.start(
+            session,
+            "check_me",
+            conversation,
+            {"signed_link": True, "appointment_id": appointment_id},
+        )
+        assert run is not None and run.verified
+        assert isinstance(conversation, Conversation)
+        session.flush()
+        ids = [m.id for m in runner.queued]
+    sender(runtime, clock).send_now(ids)
+    assert outbound(runtime) == [("sms", "Verified: your session is on Tue, Dec 8 at 6:00 AM.")]
+    assert ("identity", "verified") in [(e.kind, e.outcome) for e in step_log(runtime)]
+
+
+def test_no_action_starts_in_a_conversation_staff_own(runtime: Runtime) -> None:
+    patient, _ = _start(runtime)
+    patient.write("I feel unsafe", intent="crisis")
+    assert patient.write("callback") is False
+    with runtime.transaction() as session:
+        from frontdesk.adapters.db.action_models import ActionRun
+
+        assert session.scalars(select(ActionRun)).all() == []

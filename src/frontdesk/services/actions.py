@@ -258,7 +258,15 @@ def start_manual(
             [FieldError("conversation_id", "give a conversation_id, patient_id or appointment_id")]
         )
     if run is None:
-        raise ValidationFailed([FieldError("patient_id", "the patient has no channel to reach")])
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "conversation_id" if conversation_id is not None else "patient_id",
+                    "the action could not start: the patient has no channel to reach, or staff "
+                    "have the conversation (hand it back to the agent first)",
+                )
+            ]
+        )
     return run
 
 

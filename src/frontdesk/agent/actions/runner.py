@@ -21,6 +21,7 @@ become jumps, so the run's position is one integer that survives restarts.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -164,7 +165,9 @@ class ActionRunner:
         )
         if record is None or (not record.enabled and not context.get("even_if_disabled")):
             return None
-        key = str(context.get("trigger_key") or f"run:{conversation.id}:{self.now.isoformat()}")
+        if conversation.owner != "agent":
+            return None  # staff have this thread: the agent stays silent until handed back
+        key = str(context.get("trigger_key") or f"run:{conversation.id}:{uuid.uuid4().hex}")
         exists = session.scalar(
             select(ActionRun.id).where(
                 ActionRun.practice_id == conversation.practice_id,
