@@ -106,6 +106,21 @@ class Settings(BaseSettings):
         ),
     )
 
+    llm_base_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of an OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM, "
+            "llama.cpp server). Unset: no language model is used."
+        ),
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the endpoint.")
+    llm_api_key: str | None = Field(
+        default=None, description="Bearer key for the endpoint (none for a local server)."
+    )
+    llm_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of one language-model call."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

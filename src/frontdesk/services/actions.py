@@ -32,6 +32,7 @@ from frontdesk.adapters.db.action_models import (
     ActionStepLog,
 )
 from frontdesk.adapters.db.models import Appointment, Conversation, Patient, Practice, Reminder
+from frontdesk.adapters.llm import extractor_from_settings
 from frontdesk.agent.actions.identity import Limits
 from frontdesk.agent.actions.redaction import personal_fields, redact
 from frontdesk.agent.actions.runner import ACTIVE, ActionRunner, start_for_patient
@@ -214,6 +215,12 @@ def runner_for(runtime: Runtime, now: datetime) -> ActionRunner:
         identity_limits=Limits(
             per_conversation=settings.action_identity_max_failures,
             per_identifier=settings.action_identity_max_failures + 2,
+        ),
+        extract=extractor_from_settings(
+            settings.llm_base_url,
+            settings.llm_model,
+            settings.llm_api_key,
+            settings.llm_timeout_seconds,
         ),
     )
 

@@ -47,6 +47,7 @@ from frontdesk.adapters.db.models import (
     Practice,
     ReviewItem,
 )
+from frontdesk.adapters.llm import FieldExtractor
 from frontdesk.agent.actions import fields as field_reading
 from frontdesk.agent.actions import identity
 from frontdesk.agent.actions.redaction import personal_fields, redact
@@ -136,6 +137,8 @@ class ActionRunner:
     public_url: str = "http://127.0.0.1:8000"
     run_ttl: timedelta = timedelta(hours=24)
     identity_limits: identity.Limits = field(default_factory=identity.Limits)
+    # Optional: a language model that proposes a field value from free text (adapters/llm.py).
+    extract: FieldExtractor | None = None
     # Messages queued by this runner: send their ids after the caller's commit.
     queued: list[Message] = field(default_factory=list)
 
@@ -356,6 +359,26 @@ class ActionRunner:
             max_length=asking.max_length,
             language=run.language,
         )
+        if value is None and self.extract is not None:
+            # The model only proposes; the same reader must accept its proposal.
+            candidate = self.extract(asking.kind, text, asking.choices)
+            if candidate is not None:
+                value = field_reading.read_value(
+                    asking.kind,
+                    candidate,
+                    today=self.now.date(),
+                    region=self._region(session, run),
+                    choices=asking.choices,
+                    max_length=asking.max_length,
+                    language=run.language,
+                )
+            self._log(
+                session,
+                run,
+                "extract",
+                "accepted" if value is not None else "rejected",
+                {"field": asking.name, "by": "llm"},
+            )
         if value is None:
             run.asks += 1
             self._log(session, run, "field", "invalid", {"field": asking.name, "asks": run.asks})
