@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import exists, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
@@ -376,22 +377,30 @@ class ActionWorker:
                     patient = session.get(Patient, appointment.patient_id)
                     if patient is None:
                         continue
-                    run = start_for_patient(
-                        runner,
-                        session,
-                        practice,
-                        patient,
-                        record.name,
-                        {
-                            "appointment_id": appointment.id,
-                            "trigger_key": f"{record.trigger_event}:{appointment.id}",
-                            "started_by": f"event:{record.trigger_event}",
-                        },
-                    )
+                    before = len(runner.queued)
+                    try:
+                        # A savepoint each: another worker starting the same run (the unique
+                        # trigger key) costs this one start, not the whole round.
+                        with session.begin_nested():
+                            run = start_for_patient(
+                                runner,
+                                session,
+                                practice,
+                                patient,
+                                record.name,
+                                {
+                                    "appointment_id": appointment.id,
+                                    "trigger_key": f"{record.trigger_event}:{appointment.id}",
+                                    "started_by": f"event:{record.trigger_event}",
+                                },
+                            )
+                            session.flush()
+                    except IntegrityError:
+                        del runner.queued[before:]
+                        continue
                     started += run is not None
-            queued = [m for m in runner.queued]
             session.flush()
-            ids = [m.id for m in queued]
+            ids = [m.id for m in runner.queued]
         self._send(ids)
         return started
 
