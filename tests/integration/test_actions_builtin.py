@@ -129,3 +129,22 @@ def test_missed_session_follow_up_flags_review_and_sends_rebooking_link(runtime:
     assert run_state(runtime) == ("waiting_reply", None)
     assert patient.write("can I come thursday?") is True
     assert run_state(runtime) == ("handed_off", "handoff_step")
+
+
+def test_a_crisis_on_another_channel_stops_the_waiting_run(runtime: Runtime) -> None:
+    clock = Clock(T0)
+    _remind(runtime, clock)
+    patient = Patient1(runtime, clock)
+    with scheduler_server() as scheduler:
+        configure(runtime, scheduler.url)
+        worker = patient.worker()
+        worker.run_due()
+        patient.write("Avery Johnson")
+        patient.write("1990-03-25")
+        patient.write("email")
+        worker.perform_effects()
+    assert run_state(runtime) == ("waiting_reply", None)
+    assert patient.write("I can't go on", intent="crisis", channel=Channel.EMAIL) == "handed_off"
+    assert run_state(runtime) == ("interrupted", "crisis")
+    with runtime.transaction() as session:
+        assert session.scalars(select(Appointment.confirmation)).one() == "unconfirmed"

@@ -256,8 +256,19 @@ class ActionRunner:
         return False
 
     def interrupt(self, session: Session, conversation: Conversation, reason: str) -> None:
-        """The caller handed off (a crisis, a clinical concern): the run stops here."""
-        for run in self._active_runs(session, conversation):
+        """The caller handed off (a crisis, a clinical concern): every run in this thread, and
+        every run of this patient on their other threads, stops here."""
+        query = select(ActionRun).where(ActionRun.state.in_(ACTIVE))
+        if conversation.patient_id is not None:
+            query = query.where(
+                or_(
+                    ActionRun.conversation_id == conversation.id,
+                    ActionRun.patient_id == conversation.patient_id,
+                )
+            )
+        else:
+            query = query.where(ActionRun.conversation_id == conversation.id)
+        for run in session.scalars(query):
             self._finish(session, run, "interrupted", reason)
 
     def resume(self, session: Session, conversation: Conversation) -> None:
