@@ -148,3 +148,22 @@ def test_a_crisis_on_another_channel_stops_the_waiting_run(runtime: Runtime) -> 
     assert run_state(runtime) == ("interrupted", "crisis")
     with runtime.transaction() as session:
         assert session.scalars(select(Appointment.confirmation)).one() == "unconfirmed"
+
+
+def test_a_channel_the_patient_cannot_be_reached_on_is_asked_again(runtime: Runtime) -> None:
+    clock = Clock(T0)
+    _remind(runtime, clock)
+    patient = Patient1(runtime, clock)
+    with scheduler_server() as scheduler:
+        configure(runtime, scheduler.url)
+        worker = patient.worker()
+        worker.run_due()
+        patient.write("Avery Johnson")
+        patient.write("1990-03-25")
+        patient.write("whatsapp")  # no WhatsApp opt-in on record
+        assert outbound(runtime)[-1][1].startswith("We can't reach you that way yet.")
+        patient.write("sms then")
+        worker.perform_effects()
+        assert scheduler.requests[0]["body"]["reminder"] == {"channel": "sms"}
+    assert run_state(runtime) == ("waiting_reply", None)
+    assert outbound(runtime)[-1][0] == "sms"

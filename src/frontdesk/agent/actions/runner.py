@@ -56,12 +56,12 @@ from frontdesk.agent.actions.spec import (
     IfStep,
     WaitStep,
 )
-from frontdesk.domain.channels import Channel
+from frontdesk.domain.channels import Channel, ConsentStatus
 from frontdesk.domain.contact import region_of_locale
 from frontdesk.domain.messages import language_of
 from frontdesk.domain.reply_keywords import keyword
 from frontdesk.domain.templates import Purpose
-from frontdesk.services import handoff, outgoing
+from frontdesk.services import consent, handoff, outgoing
 from frontdesk.services.appointment_answers import ANSWERABLE, apply_answer
 from frontdesk.services.patients import contact_of, effective_channel
 from frontdesk.services.reminders import Planning
@@ -86,6 +86,10 @@ _LOCKED = {
 _TOO_MANY = {
     "en": "Thanks for your patience. A member of our team will follow up with you.",
     "es": "Gracias por su paciencia. Una persona de nuestro equipo se comunicará con usted.",
+}
+_UNREACHABLE = {
+    "en": "We can't reach you that way yet. Please choose another: email, text (SMS) or WhatsApp.",
+    "es": "Aún no podemos contactarle por ese medio. Elija otro: correo, texto (SMS) o WhatsApp.",
 }
 _UPDATED = {"en": "Got it, I've updated that.", "es": "Entendido, lo he actualizado."}
 
@@ -390,6 +394,11 @@ class ActionRunner:
                 "accepted" if value is not None else "rejected",
                 {"field": asking.name, "by": "llm"},
             )
+        unreachable = False
+        if value is not None and asking.kind == "channel" and run.patient_id is not None:
+            patient = session.get(Patient, run.patient_id)
+            if patient is not None and not _reachable(patient, value):
+                value, unreachable = None, True
         if value is None:
             run.asks += 1
             self._log(session, run, "field", "invalid", {"field": asking.name, "asks": run.asks})
@@ -400,6 +409,8 @@ class ActionRunner:
             invalid = _pick(asking.invalid, run.language) or field_reading.invalid_text(
                 asking.kind, run.language, asking.choices
             )
+            if unreachable:
+                invalid = _UNREACHABLE[run.language]
             self._say(session, run, invalid)
             return
         values = self._fields(run)
@@ -740,6 +751,11 @@ class ActionRunner:
         if step.get("channel_field"):
             channel_name = self._fields(run).get(step["channel_field"]) or "conversation"
         if channel_name != "conversation" and patient is not None:
+            if not _reachable(patient, channel_name):
+                self._step_failed(
+                    session, run, step, f"the patient cannot be reached by {channel_name}"
+                )
+                return
             conversation = thread_for(
                 session, self.cipher, practice, patient, Channel(channel_name), None
             )
@@ -963,6 +979,15 @@ class ActionRunner:
                 duration_ms=duration_ms,
             )
         )
+
+
+def _reachable(patient: Patient, channel: str) -> bool:
+    """An address on record and no opt-out (WhatsApp: an opt-in)."""
+    has_address = (patient.email_sealed if channel == "email" else patient.phone_sealed) is not None
+    agreed = consent.current(patient, Channel(channel))
+    if channel == "whatsapp":
+        return has_address and agreed == ConsentStatus.GRANTED
+    return has_address and agreed != ConsentStatus.REVOKED
 
 
 def _pick(texts: Mapping[Any, str] | None, language: str) -> str | None:
