@@ -21,6 +21,7 @@ def test_the_demo_has_the_built_in_actions_on(runtime: Runtime) -> None:
             ("no_show_reminder", True),
         ]
         assert practice.settings["action_webhook_secret"]
+        assert practice.settings["action_webhook_url"] == actions.DEMO_RECEIVER_URL
         actions.set_enabled(session, practice, "no_show_reminder", False, actor="test")
     with runtime.transaction() as session:
         practice = practices.resolve_practice(session, "default")

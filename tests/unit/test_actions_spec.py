@@ -206,3 +206,17 @@ def test_redaction_removes_secrets_and_phi() -> None:
         },
         "full": "[redacted]",
     }
+
+
+def test_signatures_verify_and_refuse_tampering_and_stale_stamps() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from frontdesk.services.actions import sign, verify_signature
+
+    now = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+    header = sign("s3cret", '{"a":1}', int(now.timestamp()))
+    assert verify_signature("s3cret", header, '{"a":1}', now=now)
+    assert not verify_signature("s3cret", header, '{"a":2}', now=now)
+    assert not verify_signature("other", header, '{"a":1}', now=now)
+    assert not verify_signature("s3cret", header, '{"a":1}', now=now + timedelta(minutes=6))
+    assert not verify_signature("s3cret", "garbage", '{"a":1}', now=now)

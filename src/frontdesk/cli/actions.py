@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from frontdesk.cli.common import EXIT_INPUT, JsonOpt, PracticeOpt, app, opened, out, print_json
+from frontdesk.cli.common import (
+    EXIT_INPUT,
+    JsonOpt,
+    PracticeOpt,
+    app,
+    err,
+    opened,
+    out,
+    print_json,
+)
 from frontdesk.domain.errors import FieldError
 
 actions_app = typer.Typer(
@@ -201,4 +210,69 @@ def actions_webhook(
         shown_url = (chosen.settings or {}).get("action_webhook_url") or "(not set)"
     out.print(f"webhook URL: {shown_url}")
     if secret:
-        out.print(f"signing secret (shown once; X-Frontdesk-Signature, HMAC-SHA256): {secret}")
+        out.print("signing secret (shown once; X-Frontdesk-Signature, HMAC-SHA256):")
+        sys.stdout.write(f"{secret}\n")
+
+
+@actions_app.command("receiver")
+def actions_receiver(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8765,
+    practice: PracticeOpt = None,
+) -> None:
+    """A stand-in scheduling system on loopback for trying actions: checks each webhook's
+    signature, applies each Idempotency-Key once, prints what arrived, answers 200."""
+    import json
+    from datetime import UTC, datetime
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from frontdesk.services import actions
+    from frontdesk.services.practices import resolve_practice
+
+    with opened() as runtime, runtime.transaction() as session:
+        chosen = resolve_practice(session, practice)
+        sealed = (chosen.settings or {}).get("action_webhook_secret")
+        secret = runtime.cipher.open(sealed) if sealed else None
+        if (chosen.settings or {}).get("action_webhook_url") is None:
+            actions.configure_webhook(
+                chosen, runtime.cipher, url=f"http://127.0.0.1:{port}", new_secret=False
+            )
+    if secret is None:
+        err.print("no signing secret yet: run `frontdesk actions webhook --new-secret` first")
+        raise typer.Exit(EXIT_INPUT)
+    key_text: str = secret
+    applied: set[str] = set()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+            valid = actions.verify_signature(
+                key_text,
+                self.headers.get(actions.SIGNATURE_HEADER, ""),
+                raw,
+                now=datetime.now(UTC),
+            )
+            key = self.headers.get("Idempotency-Key", "")
+            first = valid and key not in applied
+            if first:
+                applied.add(key)
+            out.print(
+                f"{self.path} signature={'ok' if valid else 'BAD'} key={key} "
+                f"{'applied' if first else 'repeat' if valid else 'refused'}: {raw}"
+            )
+            code = 200 if valid else 401
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"ok": valid, "reference": key}).encode())
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    out.print(f"receiving action webhooks on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

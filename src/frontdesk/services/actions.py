@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 BUILTIN_PACKAGE = "frontdesk.agent.actions.builtin"
 SIGNATURE_HEADER = "X-Frontdesk-Signature"
+DEMO_RECEIVER_URL = "http://127.0.0.1:8765"
 EVENT_TRIGGERS = ("reminder_unconfirmed", "appointment_missed", "appointment_cancelled")
 
 
@@ -183,6 +184,9 @@ def seed_demo_actions(session: Session, cipher: FieldCipher, practice: Practice)
             save(session, practice, text, actor="demo-seed", enabled=True)
     if not (practice.settings or {}).get("action_webhook_secret"):
         set_webhook_secret(practice, cipher.seal(secrets.token_urlsafe(32)))
+    if not (practice.settings or {}).get("action_webhook_url"):
+        # Where `frontdesk actions receiver` listens by default.
+        practice.settings = {**practice.settings, "action_webhook_url": DEMO_RECEIVER_URL}
 
 
 def configure_webhook(
@@ -201,6 +205,31 @@ def configure_webhook(
     secret = secrets.token_urlsafe(32)
     set_webhook_secret(practice, cipher.seal(secret))
     return secret
+
+
+def sign(secret: str, body: str, timestamp: int) -> str:
+    """The ``X-Frontdesk-Signature`` value for ``body`` sent at ``timestamp``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(
+    secret: str,
+    header: str,
+    body: str,
+    *,
+    now: datetime,
+    tolerance: timedelta = timedelta(minutes=5),
+) -> bool:
+    """What a receiver checks: the HMAC of the raw body, in constant time, and a fresh stamp."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        stamp = int(parts.get("t", ""))
+    except ValueError:
+        return False
+    if abs(now.timestamp() - stamp) > tolerance.total_seconds():
+        return False
+    return hmac.compare_digest(sign(secret, body, stamp), f"t={stamp},v1={parts.get('v1', '')}")
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -540,14 +569,10 @@ class ActionWorker:
                 max_attempts=max_attempts,
             )
             return
-        stamp = str(int(self.clock().timestamp()))
-        signature = hmac.new(
-            secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256
-        ).hexdigest()
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": key,
-            SIGNATURE_HEADER: f"t={stamp},v1={signature}",
+            SIGNATURE_HEADER: sign(secret, body, int(self.clock().timestamp())),
             "User-Agent": "frontdesk-actions",
         }
         request = {"method": "POST", "url": url, "headers": headers, "body": json.loads(body)}
