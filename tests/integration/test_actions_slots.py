@@ -34,7 +34,7 @@ fields:
   - name: channel
     kind: channel
     prompt: {en: "Email, text or WhatsApp?", es: "¿Correo, texto o WhatsApp?"}
-    max_asks: 2
+    max_asks: 3
   - name: when
     kind: datetime_preference
     prompt: {en: "When suits you?"}
@@ -81,7 +81,9 @@ def test_fields_are_asked_checked_reasked_and_corrected(runtime: Runtime) -> Non
     assert outbound(runtime)[-1][1] == "Email, text or WhatsApp?"
     assert patient.write("carrier pigeon") is True
     assert outbound(runtime)[-1][1] == "Please answer email, text (SMS) or WhatsApp."
-    assert patient.write("whatsapp") is True
+    assert patient.write("whatsapp") is True  # no WhatsApp opt-in on record
+    assert outbound(runtime)[-1][1].startswith("We can't reach you that way yet.")
+    assert patient.write("email") is True
     assert outbound(runtime)[-1][1] == "When suits you?"
     assert patient.write("actually, text me instead") is True  # a correction, mid-way
     assert [b for _, b in outbound(runtime)[-2:]] == [
@@ -101,6 +103,8 @@ def test_too_many_bad_answers_hand_off(runtime: Runtime) -> None:
     patient.write("callback")
     patient.write("pigeon")
     patient.write("smoke signals")
+    assert run_state(runtime) == ("collecting", None)
+    patient.write("owl")
     assert run_state(runtime) == ("handed_off", "too_many_invalid_answers")
     assert conversation_owner(runtime) == ["staff"]
     assert "A member of our team will follow up" in outbound(runtime)[-1][1]

@@ -225,10 +225,13 @@ class ActionRunner:
         interpretation: Any,
     ) -> bool:
         intent = str(getattr(interpretation, "intent", "other"))
+        if intent in SAFETY_INTENTS:
+            self.interrupt(session, conversation, intent)
+            return False
+        if conversation.owner != "agent":
+            return False  # staff answer this thread; the agent (and its actions) stay silent
         run = self._current(session, conversation)
         if run is None:
-            if intent in SAFETY_INTENTS:
-                return False
             name = self._triggered(session, conversation, message_text, intent)
             if name is None:
                 return False
@@ -238,9 +241,6 @@ class ActionRunner:
             )
         if run.expires_at <= self.now:
             self._finish(session, run, "expired", "expired")
-            return False
-        if intent in SAFETY_INTENTS:
-            self.interrupt(session, conversation, intent)
             return False
         if intent == "opt_out":
             self._finish(session, run, "cancelled", "opt_out")
