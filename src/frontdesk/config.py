@@ -171,6 +171,40 @@ class Settings(BaseSettings):
         default=4, ge=1, le=64, description="argon2id lanes per password hash."
     )
 
+    action_run_ttl_minutes: int = Field(
+        default=1440,
+        ge=5,
+        le=60 * 24 * 30,
+        description=(
+            "A custom action waiting on a patient expires after this many minutes without "
+            "activity (a wait_for_reply step's own timeout is kept)."
+        ),
+    )
+    action_identity_max_failures: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description=(
+            "Failed identity checks in one conversation within 24 hours before it is locked and "
+            "handed to a person (one identifier may fail this many plus 2 across conversations)."
+        ),
+    )
+
+    llm_base_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of an OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM, "
+            "llama.cpp server). Unset: no language model is used."
+        ),
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the endpoint.")
+    llm_api_key: str | None = Field(
+        default=None, description="Bearer key for the endpoint (none for a local server)."
+    )
+    llm_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of one language-model call."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

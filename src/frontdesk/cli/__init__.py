@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # Importing the command modules registers their commands on ``app``.
 from frontdesk.cli import (
+    actions,
     database,
     importing,
     knowledge,
@@ -23,6 +24,7 @@ from frontdesk.cli import integrations as integrations_cli
 from frontdesk.cli.common import app
 
 __all__ = [
+    "actions",
     "app",
     "database",
     "importing",

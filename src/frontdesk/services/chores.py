@@ -12,6 +12,7 @@ from collections.abc import Callable
 from frontdesk.bootstrap import Runtime
 from frontdesk.services import inbound_messages
 from frontdesk.services import provider_inbound as _parsers  # noqa: F401  (registers parsers)
+from frontdesk.services.actions import ActionWorker
 from frontdesk.services.channel_accounts import SenderDirectory
 from frontdesk.services.handoff import AlertSender
 from frontdesk.services.outgoing import MessageSender
@@ -46,6 +47,7 @@ class Chores:
         self.runtime = runtime
         self.sender = sender or message_sender(runtime)
         self.alerts = AlertSender(runtime, self.sender.senders)
+        self.actions = ActionWorker(runtime, self.sender)
         self.retry_every = retry_every
         self.clock = clock
         self._last_retry: float | None = None
@@ -59,6 +61,7 @@ class Chores:
         if self._last_retry is None or now - self._last_retry >= self.retry_every:
             self._last_retry = now
             done += inbound_messages.retry_failed(self.runtime, self.sender)
+        done += self.actions.run_due()
         for chore in self.extra:
             done += chore()
         return done

@@ -202,4 +202,7 @@ def seed_demo(
             cache=cache,
         )
     seed_demo_documents(session, practice)  # the practice's policies, for grounded answers
+    from frontdesk.services.actions import seed_demo_actions
+
+    seed_demo_actions(session, cipher, practice)  # custom actions: the built-in examples, on
     return len(SCHEDULE)

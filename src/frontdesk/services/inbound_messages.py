@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -109,7 +110,14 @@ def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:
         planning=Planning(runtime.settings.reminder_policy, now),
         interpret=interpreter_for(runtime),
         public_url=runtime.settings.public_url,
+        actions=lambda: _runner_for(runtime, now),
     )
+
+
+def _runner_for(runtime: Runtime, now: datetime) -> Any:
+    from frontdesk.services.actions import runner_for
+
+    return runner_for(runtime, now)
 
 
 def _handler(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -114,6 +115,8 @@ class ReplyContext:
     planning: Planning
     interpret: Interpreter
     public_url: str = "http://127.0.0.1:8000"
+    # Custom actions (issue 6): a runner per message, or None where actions are not used.
+    actions: Callable[[], Any] | None = None
 
 
 def receive(
@@ -297,6 +300,17 @@ class _Handler:
             self.opt_in()
             if intent == "opt_in":
                 return
+        runner = self.context.actions() if self.context.actions is not None else None
+        # A running action gets the message first (slot filling, an inline answer); it stands
+        # aside for safety intents (and stops), opt-outs, questions and staff-owned threads.
+        if (
+            runner is not None
+            and not meaning.asks_for_person
+            and runner.on_message(self.session, self.conversation, self.inbound.text, meaning)
+        ):
+            self.outcome.action = "action"
+            self.outcome.queued.extend(runner.queued)
+            return
         if intent not in ("crisis", "clinical_concern", "opt_out", "opt_in"):
             if meaning.asks_for_person:
                 # A patient who asks for a person gets one.
@@ -323,6 +337,10 @@ class _Handler:
             self.answer(intent)
         elif intent == "question" and self.conversation.owner == "agent":
             self.answer_question()
+            if runner is not None:
+                # The action paused for the question: ask its pending field again.
+                runner.resume(self.session, self.conversation)
+                self.outcome.queued.extend(runner.queued)
         else:
             self.needs_person()
 

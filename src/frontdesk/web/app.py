@@ -15,7 +15,7 @@ from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.logs import configure_logging
 from frontdesk.web import access, channel_webhooks, errors, pages, widget
-from frontdesk.web.api import integrations, knowledge, messaging, v1, webhooks
+from frontdesk.web.api import actions, integrations, knowledge, messaging, v1, webhooks
 from frontdesk.web.body_limit import BodySizeLimit
 
 
@@ -51,6 +51,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(knowledge.router)
     app.include_router(webhooks.router)
     app.include_router(integrations.router)
+    app.include_router(actions.router)
     app.include_router(pages.router)
     app.include_router(widget.router)
     app.include_router(channel_webhooks.router)

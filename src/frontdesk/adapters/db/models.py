@@ -460,6 +460,7 @@ __all__ = [
 # Tables owned by other modules register on ``Base`` when imported; importing them here means
 # anything that loads the schema (migrations' drift test, test truncation) sees every table.
 from frontdesk.adapters.db import (  # noqa: E402, F401
+    action_models,
     channel_models,
     handoff_models,
     knowledge_models,
