@@ -224,3 +224,64 @@ def _read(path: Path | None) -> str | None:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {path}: {exc}")
+
+
+channels_app = typer.Typer(
+    help="Messaging providers per channel (Twilio, SMTP, WhatsApp Cloud, inbound email).",
+    no_args_is_help=True,
+)
+app.add_typer(channels_app, name="channels")
+
+
+@channels_app.command("list")
+def channels_list(practice: PracticeOpt = None, as_json: JsonOpt = False) -> None:
+    """Each connected channel, its provider and settings; secrets only masked."""
+    from frontdesk.services.channel_accounts import list_accounts
+    from frontdesk.services.practices import resolve_practice
+
+    with opened() as runtime, runtime.transaction() as session:
+        rows = list_accounts(session, resolve_practice(session, practice), runtime.cipher)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("every channel uses the local outbox")
+    for row in rows:
+        out.print(f"{row['channel']}: {row['provider']}  secrets: {row['secrets']}")
+
+
+@channels_app.command("set")
+def channels_set(
+    channel: Annotated[str, typer.Argument(help="sms, email, whatsapp or email_inbound.")],
+    provider: Annotated[str, typer.Option(help="twilio, smtp, whatsapp_cloud, mailgun, …")],
+    settings_file: Annotated[
+        Path | None,
+        typer.Option("--settings-file", help="JSON object of the provider's settings."),
+    ] = None,
+    practice: PracticeOpt = None,
+) -> None:
+    """Connect a channel (secrets go in the file, never on the command line; they are sealed
+    at rest and shown masked from then on). `--provider outbox` goes back to the outbox."""
+    import json
+
+    from frontdesk.services.channel_accounts import set_account
+    from frontdesk.services.practices import resolve_practice
+
+    text = _read(settings_file)
+    try:
+        values = json.loads(text) if text else {}
+    except ValueError as exc:
+        fail(f"{settings_file} is not JSON: {exc}")
+    if not isinstance(values, dict):
+        fail("the settings file must hold one JSON object")
+    with opened() as runtime, runtime.transaction() as session:
+        shown = set_account(
+            session,
+            runtime.cipher,
+            resolve_practice(session, practice),
+            channel,
+            provider,
+            values,
+            actor="cli",
+        )
+    out.print(f"{shown['channel']}: {shown['provider']}  secrets: {shown['secrets']}")

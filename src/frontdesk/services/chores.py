@@ -15,6 +15,7 @@ from frontdesk.services import provider_inbound as _parsers  # noqa: F401  (regi
 from frontdesk.services.actions import ActionWorker
 from frontdesk.services.channel_accounts import SenderDirectory
 from frontdesk.services.handoff import AlertSender
+from frontdesk.services.mail_polling import MailPoller
 from frontdesk.services.outgoing import MessageSender
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,10 @@ class Chores:
         self.sender = sender or message_sender(runtime)
         self.alerts = AlertSender(runtime, self.sender.senders)
         self.actions = ActionWorker(runtime, self.sender)
+        self.mail = MailPoller(runtime, self.sender)
         self.retry_every = retry_every
         self.clock = clock
         self._last_retry: float | None = None
-        # Other chores (webhook deliveries, scheduler sync) join the round here.
-        self.extra: list[Callable[[], int]] = []
 
     def run_once(self) -> int:
         """One round; returns how much work it found (0 means the worker may sleep)."""
@@ -62,8 +62,7 @@ class Chores:
             self._last_retry = now
             done += inbound_messages.retry_failed(self.runtime, self.sender)
         done += self.actions.run_due()
-        for chore in self.extra:
-            done += chore()
+        done += self.mail.run_due()
         return done
 
     def run(self, stop: threading.Event, poll_interval: float = 1.0) -> None:

@@ -14,13 +14,25 @@ from frontdesk.adapters.db.models import Patient, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import NotFound
-from frontdesk.services import consent, dashboard, handoff, templates, threads, webchat
+from frontdesk.services import (
+    channel_accounts,
+    consent,
+    dashboard,
+    handoff,
+    templates,
+    threads,
+    webchat,
+)
 from frontdesk.services.apikeys import Caller
 from frontdesk.services.chores import message_sender
 from frontdesk.services.inbound_messages import outbox_reply
 from frontdesk.web.api.v1 import ERRORS, caller, runtime_of, writer
 
 router = APIRouter(prefix="/api/v1", tags=["messaging"])
+PROVIDER_HELP = (
+    "sms: twilio | outbox; email: smtp | outbox; whatsapp: whatsapp_cloud | outbox; "
+    "email_inbound: mailgun | sendgrid | imap"
+)
 
 
 class TemplateBody(BaseModel):
@@ -290,5 +302,56 @@ async def patch_widget(
     def run() -> dict[str, Any]:
         with runtime.transaction() as session:
             return webchat.set_widget_config(_practice(session, who), values).as_dict()
+
+    return await run_in_threadpool(run)
+
+
+class ChannelAccountIn(BaseModel):
+    provider: str = Field(description=PROVIDER_HELP)
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The provider's settings; secrets left out keep their stored value",
+    )
+
+
+@router.get(
+    "/channels", responses=ERRORS, summary="The practice's provider accounts (secrets masked)"
+)
+async def get_channels(request: Request, who: Annotated[Caller, Depends(caller)]) -> Any:
+    runtime = runtime_of(request)
+
+    def read() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            return {
+                "items": channel_accounts.list_accounts(
+                    session, _practice(session, who), runtime.cipher
+                )
+            }
+
+    return await run_in_threadpool(read)
+
+
+@router.put("/channels/{channel}", responses=ERRORS, summary="Connect a channel to a provider")
+async def put_channel(
+    channel: str,
+    body: ChannelAccountIn,
+    request: Request,
+    who: Annotated[Caller, Depends(writer)],
+) -> Any:
+    """Settings per provider are in docs/CHANNELS.md. Secrets are sealed at rest and shown
+    masked from then on."""
+    runtime = runtime_of(request)
+
+    def run() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            return channel_accounts.set_account(
+                session,
+                runtime.cipher,
+                _practice(session, who),
+                channel,
+                body.provider,
+                body.settings,
+                actor=f"apikey:{who.key_prefix}",
+            )
 
     return await run_in_threadpool(run)
