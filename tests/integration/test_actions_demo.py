@@ -17,7 +17,7 @@ def test_the_demo_has_the_built_in_actions_on(runtime: Runtime) -> None:
         seed_demo(session, runtime.cipher, practice, now, runtime.settings.reminder_policy)
         rows = actions.list_actions(session, practice)
         assert [(r["name"], r["enabled"]) for r in rows] == [
-            ("missed_session_followup", True),
+            ("missed_session_followup", False),
             ("no_show_reminder", True),
         ]
         assert practice.settings["action_webhook_secret"]

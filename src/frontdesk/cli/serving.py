@@ -60,6 +60,15 @@ def serve(
                 )
                 name, admin_email = chosen.name, admin.email
                 demo_practice_id = chosen.id
+                # The demo's custom actions call a stand-in scheduling system served here.
+                from frontdesk.services import actions
+
+                actions.configure_webhook(
+                    chosen,
+                    runtime.cipher,
+                    url=f"http://{bind_host}:{bind_port}/demo/scheduler/{chosen.slug}",
+                    new_secret=False,
+                )
             err.print(f"Demo practice [bold]{escape(name)}[/bold]: {count} appointments this week.")
             err.print(f"Demo API key (shown once): [bold]{token}[/bold]", soft_wrap=True)
             err.print(

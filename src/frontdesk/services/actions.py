@@ -171,6 +171,9 @@ def set_webhook_secret(practice: Practice, sealed: str | None) -> None:
     practice.settings = settings
 
 
+_DEMO_OFF = frozenset({"missed_session_followup"})
+
+
 def seed_demo_actions(session: Session, cipher: FieldCipher, practice: Practice) -> None:
     """The demo practice gets the built-in actions, switched on, and a webhook signing secret.
     A re-seed keeps what the practice changed since."""
@@ -180,8 +183,13 @@ def seed_demo_actions(session: Session, cipher: FieldCipher, practice: Practice)
         )
     )
     for text in builtin_sources().values():
-        if parse_spec(text).name not in have:
-            save(session, practice, text, actor="demo-seed", enabled=True)
+        name = parse_spec(text).name
+        if name not in have:
+            # The reminder policy already sends the demo's missed-session follow-up and opens
+            # its review item: the action version ships switched off, or patients would get
+            # two messages for one missed session.
+            enabled = name not in _DEMO_OFF
+            save(session, practice, text, actor="demo-seed", enabled=enabled)
     if not (practice.settings or {}).get("action_webhook_secret"):
         set_webhook_secret(practice, cipher.seal(secrets.token_urlsafe(32)))
     if not (practice.settings or {}).get("action_webhook_url"):

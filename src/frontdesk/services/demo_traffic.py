@@ -45,7 +45,7 @@ WARM_UP = [
 LIVE = [
     Line("p-09", "can't make it thursday, can we move it?"),
     Line("p-10", "What's your late cancellation fee?"),
-    Line("p-11", "Y"),
+    Line("p-05", "C"),
     Line("p-12", "Do you offer telehealth sessions?"),
     Line("p-02", "Sí, ahí estaré"),
     Line("p-04", "Can I talk to a real person please?"),

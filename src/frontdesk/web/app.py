@@ -14,7 +14,7 @@ from frontdesk.adapters.metrics import make_registry
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.logs import configure_logging
-from frontdesk.web import access, channel_webhooks, errors, pages, widget
+from frontdesk.web import access, channel_webhooks, demo_scheduler, errors, pages, widget
 from frontdesk.web.api import actions, integrations, knowledge, messaging, v1, webhooks
 from frontdesk.web.body_limit import BodySizeLimit
 
@@ -55,6 +55,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(widget.router)
     app.include_router(channel_webhooks.router)
+    app.include_router(demo_scheduler.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 
