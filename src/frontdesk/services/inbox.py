@@ -26,6 +26,8 @@ from frontdesk.adapters.db.models import (
     Reminder,
     ReviewItem,
 )
+from frontdesk.adapters.db.scheduler_models import FhirWriteback
+from frontdesk.adapters.db.webhook_models import WebhookDelivery, WebhookEvent
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
 from frontdesk.domain.messages import format_when
@@ -221,6 +223,7 @@ def thread(
     handoffs = session.scalars(
         select(Handoff).where(Handoff.conversation_id.in_(ids)).order_by(Handoff.created_at)
     ).all()
+    sync = _scheduler_sync(session, [a.id for a in appointments])
     windows = {
         c.channel: bool(c.last_inbound_at and now - c.last_inbound_at <= outgoing.WHATSAPP_WINDOW)
         for c in conversations
@@ -275,6 +278,7 @@ def thread(
             for e in ledger
         ],
         "notes": [{"author": n.author, "body": n.body, "at": n.created_at} for n in notes],
+        "sync": sync,
         "handoffs": [
             {
                 "reason": h.reason,
@@ -286,6 +290,48 @@ def thread(
             for h in handoffs
         ],
     }
+
+
+def _scheduler_sync(session: Session, appointment_ids: list[int]) -> list[dict[str, Any]]:
+    """What the practice's systems were told about these appointments, and whether it arrived:
+    signed webhook deliveries and FHIR write-backs, newest first."""
+    if not appointment_ids:
+        return []
+    out: list[dict[str, Any]] = []
+    rows = session.execute(
+        select(WebhookDelivery, WebhookEvent)
+        .join(WebhookEvent, WebhookDelivery.event_id == WebhookEvent.id)
+        .where(WebhookEvent.appointment_id.in_(appointment_ids))
+    ).all()
+    for delivery, event in rows:
+        out.append(
+            {
+                "kind": "webhook",
+                "what": event.type,
+                "state": delivery.state,
+                "attempts": delivery.attempts,
+                "at": event.created_at,
+                "delivery_id": delivery.id,
+            }
+        )
+    for row in session.scalars(
+        select(FhirWriteback).where(FhirWriteback.appointment_id.in_(appointment_ids))
+    ):
+        change = row.change or {}
+        what = change.get("participant_status") or change.get("status") or change.get("kind")
+        out.append(
+            {
+                "kind": "fhir",
+                "what": f"EHR write-back: {what}",
+                "state": row.state,
+                "attempts": row.attempts,
+                "at": row.created_at,
+                "error": row.last_error,
+                "delivery_id": None,
+            }
+        )
+    out.sort(key=lambda item: item["at"], reverse=True)
+    return out
 
 
 # --- what staff do ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import NotFound
 from frontdesk.domain.staff import Role
 from frontdesk.domain.times import now_utc
-from frontdesk.services import inbox
+from frontdesk.services import inbox, webhooks
 from frontdesk.services.chores import message_sender
 from frontdesk.services.reminders import Planning
 from frontdesk.services.staff import Staff, visible_patient_ids
@@ -249,6 +249,22 @@ async def answer(
                 who=who,
                 planning=Planning(runtime.settings.reminder_policy, now_utc()),
             )
+
+    await run_in_threadpool(act)
+    return RedirectResponse(f"/inbox/{conversation_id}", status_code=303)
+
+
+@router.post("/inbox/{conversation_id}/redeliver/{delivery_id}")
+async def redeliver(
+    request: Request, staff: DeskStaff, conversation_id: int, delivery_id: int
+) -> RedirectResponse:
+    """Send a signed event to the practice's system again (same id, fresh retries)."""
+    runtime = _runtime(request)
+
+    def act() -> None:
+        with runtime.transaction() as session:
+            practice = _practice(session, staff)
+            webhooks.redeliver(session, practice, delivery_id, actor=_who(staff), now=now_utc())
 
     await run_in_threadpool(act)
     return RedirectResponse(f"/inbox/{conversation_id}", status_code=303)
