@@ -396,3 +396,63 @@ def test_channel_accounts_keep_secrets_sealed_and_masked(runtime: Runtime) -> No
             session, runtime.cipher, practice, "sms", "twilio", {"account_sid": "x"}, actor="t"
         )
     assert "account_sid" in {e.loc for e in caught.value.errors}
+
+
+def test_whatsapp_text_outside_the_window_falls_back_to_another_channel(
+    runtime: Runtime,
+) -> None:
+    from frontdesk.domain.channels import Channel
+    from frontdesk.services import inbox
+    from frontdesk.services.chores import message_sender
+
+    with recording_server(Reply(200, b'{"messages": [{"id": "wamid.x"}]}')) as meta:
+        _account(
+            runtime,
+            "whatsapp",
+            "whatsapp_cloud",
+            {
+                "phone_number_id": "1234567890",
+                "access_token": "meta-token",
+                "app_secret": APP_SECRET,
+                "verify_token": "verify-me",
+                "base_url": meta.base_url,
+            },
+        )
+        now = now_utc()
+        put(
+            runtime,
+            Clock(now - timedelta(hours=1)),
+            now + timedelta(days=5),
+            announce=False,
+            patient={"preferred_channel": "whatsapp", "consent": {"whatsapp": True}},
+        )
+        with runtime.transaction() as session:
+            practice = session.scalars(select(Practice)).one()
+            patient_id = session.scalars(select(Appointment.patient_id)).one()
+            from frontdesk.adapters.db.models import Patient
+            from frontdesk.services.replies import thread_for
+
+            patient = session.get(Patient, patient_id)
+            conversation = thread_for(
+                session, runtime.cipher, practice, patient, Channel.WHATSAPP, None
+            )
+            session.flush()
+            message = inbox.reply(
+                session,
+                practice,
+                conversation.id,
+                text="Your paperwork is ready.",
+                channel=Channel.WHATSAPP,
+                who="staff",
+                cipher=runtime.cipher,
+                now=now,
+            )
+            session.flush()
+            message_id = message.id
+        message_sender(runtime).send_now([message_id])
+        assert meta.requests == []  # refused locally: the patient has not written in 24 h
+    thread = _thread(runtime)
+    assert [(c, s) for _d, c, s, _b in thread] == [("whatsapp", "failed"), ("sms", "delivered")]
+    with runtime.transaction() as session:
+        refused = session.get(Message, message_id)
+        assert refused is not None and "sent by sms instead" in (refused.error or "")

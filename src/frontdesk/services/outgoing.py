@@ -25,7 +25,7 @@ from frontdesk.adapters.channels.base import ChannelSender, OutboundMessage, Sen
 from frontdesk.adapters.db.models import Conversation, Message, Patient, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
-from frontdesk.domain.errors import PermanentError, TransientError
+from frontdesk.domain.errors import OutsideServiceWindow, PermanentError, TransientError
 from frontdesk.domain.times import now_utc
 from frontdesk.services import consent
 from frontdesk.services.patients import contact_of
@@ -120,6 +120,8 @@ class MessageSender:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.rng = rng or random.Random()
+        # Messages re-queued on another channel by a fallback: sent in the same pass.
+        self._fallbacks: list[int] = []
 
     def claim(self, ids: list[int] | None = None, limit: int = 50) -> list[int]:
         """Take due pending messages (or those whose sender's lease ran out), or just ``ids``."""
@@ -173,6 +175,11 @@ class MessageSender:
             log.exception("immediate send failed; the worker will retry")
 
     def _process(self, message_id: int) -> None:
+        self._send_one(message_id)
+        while self._fallbacks:
+            self.send_now([self._fallbacks.pop()])
+
+    def _send_one(self, message_id: int) -> None:
         ready = self._prepare(message_id)
         if ready is None:
             return
@@ -182,7 +189,12 @@ class MessageSender:
             self._retry(message_id, str(exc))
             return
         except PermanentError as exc:
-            self._fail(message_id, str(exc), opted_out=_opted_out(exc))
+            self._fail(
+                message_id,
+                str(exc),
+                opted_out=_opted_out(exc),
+                fall_back=isinstance(exc, OutsideServiceWindow),
+            )
             return
         self._sent(message_id, result)
 
@@ -292,13 +304,17 @@ class MessageSender:
             message.claim_expires_at = None
             message.error = reason[:300]
 
-    def _fail(self, message_id: int, reason: str, *, opted_out: bool) -> None:
+    def _fail(
+        self, message_id: int, reason: str, *, opted_out: bool, fall_back: bool = False
+    ) -> None:
         now = self.clock()
         with self.runtime.transaction() as session:
             message = session.get(Message, message_id)
             if message is None:
                 return
             _finish_failed(message, reason, now)
+            if fall_back:
+                self._send_elsewhere(session, message, now)
             patient_id = message.conversation.patient_id
             if opted_out and patient_id is not None:
                 patient = session.get(Patient, patient_id)
@@ -312,6 +328,42 @@ class MessageSender:
                         actor="system",
                         detail="the provider reports the recipient opted out",
                     )
+
+    def _send_elsewhere(self, session: Session, message: Message, now: datetime) -> None:
+        """WhatsApp refused free-form text outside its 24-hour window: the same words go on the
+        patient's next usable channel, and the refused message says where they went."""
+        conversation = message.conversation
+        if conversation.patient_id is None:
+            return
+        patient = session.get(Patient, conversation.patient_id)
+        practice = session.get(Practice, message.practice_id)
+        if patient is None or practice is None:
+            return
+        from frontdesk.domain.reminders import usable_channels
+        from frontdesk.services.reminders import patient_facts, policy_for
+        from frontdesk.services.replies import thread_for
+
+        policy = policy_for(practice, self.runtime.settings.reminder_policy)
+        others = [
+            c
+            for c in usable_channels(patient_facts(patient, practice), policy)
+            if c != Channel(message.channel)
+        ]
+        if not others:
+            return
+        thread = thread_for(session, self.runtime.cipher, practice, patient, others[0], None)
+        copy = queue_message(
+            session,
+            conversation=thread,
+            purpose=message.purpose or "staff_reply",
+            body=message.body,
+            subject=message.subject,
+            appointment_id=message.appointment_id,
+            now=now,
+        )
+        session.flush()
+        message.error = f"outside WhatsApp's 24-hour window: sent by {others[0].value} instead"
+        self._fallbacks.append(copy.id)
 
 
 def _finish_failed(message: Message, reason: str, now: datetime) -> None:
