@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from frontdesk.adapters.channels.base import ChannelSender, OutboundMessage, SendResult
@@ -42,7 +42,7 @@ from frontdesk.domain.reminders import (
     usable_channels,
 )
 from frontdesk.domain.times import now_utc
-from frontdesk.services.outcomes import MessageLog, open_missed_session_review
+from frontdesk.services.outcomes import SentMessage, log_sent, open_missed_session_review
 from frontdesk.services.patients import contact_of
 from frontdesk.services.reminders import patient_facts, policy_for
 from frontdesk.services.send_time import (
@@ -380,46 +380,81 @@ class Dispatcher:
     # --- recording outcomes ----------------------------------------------------------------
 
     def _record(self, results: list[_Result]) -> list[str]:
-        """Record every send's outcome in one transaction."""
+        """Record every send's outcome in one transaction.
+
+        Sent reminders are marked with one guarded ``UPDATE … RETURNING``: only rows not yet
+        marked sent change, and only those get a message in the thread — a twin attempt (a
+        lease that expired while we sent) that recorded it first wins, and the key made it
+        one message. The rare failures go through the ORM, one row at a time.
+        """
         if not results:
             return []
         now = self.clock()
-        outcomes: list[str] = []
+        sent = [item for item in results if item.result is not None]
+        failed = [item for item in results if item.result is None]
+        outcomes = ["sent"] * len(sent)
         with self.runtime.transaction() as session:
-            rows = {
-                r.id: r
-                for r in session.scalars(
-                    select(Reminder).where(Reminder.id.in_([x.send.reminder_id for x in results]))
-                )
-            }
-            log_book = MessageLog.load(
-                session, [(x.send.message, x.result) for x in results if x.result is not None]
-            )
-            for item in results:
-                reminder = rows[item.send.reminder_id]
-                if item.result is not None:
-                    outcomes.append(self._sent(reminder, item, log_book, now))
-                elif item.permanent is not None:
-                    outcomes.append(self._permanent_failure(reminder, item))
-                else:
-                    outcomes.append(self._transient_failure(reminder, item.transient or "", now))
+            if sent:
+                self._mark_sent(session, sent, now)
+            if failed:
+                rows = {
+                    r.id: r
+                    for r in session.scalars(
+                        select(Reminder).where(
+                            Reminder.id.in_([x.send.reminder_id for x in failed])
+                        )
+                    )
+                }
+                for item in failed:
+                    reminder = rows[item.send.reminder_id]
+                    if item.permanent is not None:
+                        outcomes.append(self._permanent_failure(reminder, item))
+                    else:
+                        outcomes.append(
+                            self._transient_failure(reminder, item.transient or "", now)
+                        )
         return outcomes
 
-    def _sent(self, reminder: Reminder, item: _Result, log_book: MessageLog, now: datetime) -> str:
-        assert item.result is not None
-        if reminder.state in (ReminderState.SENT.value, ReminderState.DELIVERED.value):
-            return "sent"  # a twin attempt recorded it first; the key made it one message
-        reminder.state = (
-            ReminderState.DELIVERED.value
-            if item.result.status == "delivered"
-            else ReminderState.SENT.value
+    def _mark_sent(self, session: Session, sent: list[_Result], now: datetime) -> None:
+        by_id = {item.send.reminder_id: item for item in sent}
+        states = {
+            reminder_id: (
+                ReminderState.DELIVERED.value
+                if item.result is not None and item.result.status == "delivered"
+                else ReminderState.SENT.value
+            )
+            for reminder_id, item in by_id.items()
+        }
+        provider_ids = {
+            reminder_id: item.result.provider_message_id
+            for reminder_id, item in by_id.items()
+            if item.result is not None
+        }
+        changed = session.scalars(
+            update(Reminder)
+            .where(
+                Reminder.id.in_(list(by_id)),
+                Reminder.state.notin_([ReminderState.SENT.value, ReminderState.DELIVERED.value]),
+            )
+            .values(
+                state=case(states, value=Reminder.id),
+                provider_message_id=case(provider_ids, value=Reminder.id),
+                sent_at=now,
+                reason=None,
+                claimed_by=None,
+            )
+            .returning(Reminder.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        log_sent(
+            session,
+            [
+                SentMessage(item.send.message, item.send.appointment_id, item.result)
+                for reminder_id in sorted(changed)
+                if (item := by_id[reminder_id]).result is not None
+            ],
+            now,
         )
-        reminder.sent_at = now
-        reminder.provider_message_id = item.result.provider_message_id
-        reminder.reason = None
-        reminder.claimed_by = None
-        log_book.add(item.send.message, item.send.appointment_id, item.result, now)
-        return "sent"
 
     def _transient_failure(self, reminder: Reminder, reason: str, now: datetime) -> str:
         if reminder.state != ReminderState.CLAIMED.value:

@@ -1,0 +1,189 @@
+"""Recording what the dispatcher sent, on both databases: one thread per patient and channel,
+one message per send even when two attempts record the same reminder, and the migration that
+introduced the thread key merging threads created twice before it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
+
+from conftest import POSTGRES_ENV, TEST_SECRET
+from frontdesk.adapters.channels.outbox import OutboxChannel
+from frontdesk.adapters.db import migrate
+from frontdesk.adapters.db.engine import make_engine
+from frontdesk.adapters.db.models import (
+    Conversation,
+    Message,
+    OutboxMessage,
+    Patient,
+    Practice,
+    Reminder,
+)
+from frontdesk.bootstrap import Runtime
+from test_reminders_flow import T0, Clock, dispatcher, drain, put
+
+
+def test_reminders_to_one_patient_share_one_thread(runtime: Runtime) -> None:
+    clock = Clock(T0)
+    start = T0 + timedelta(days=4)
+    put(runtime, clock, start, announce=False)
+    outbox = OutboxChannel(runtime.sessions, runtime.cipher)
+    for stage in ("-72h", "-24h"):
+        clock.now = start + timedelta(hours=int(stage[:-1]))
+        drain(dispatcher(runtime, clock, outbox))
+    with runtime.transaction() as session:
+        threads = session.scalars(select(Conversation)).all()
+        messages = session.scalars(select(Message).order_by(Message.id)).all()
+        sent = session.scalars(select(Reminder).where(Reminder.sent_at.is_not(None))).all()
+    assert len(sent) == 2
+    assert len(threads) == 1 and threads[0].channel == "sms"
+    assert threads[0].last_message_at == start - timedelta(hours=24)
+    assert [m.conversation_id for m in messages] == [threads[0].id] * 2
+    assert {m.provider_message_id for m in messages} == {r.provider_message_id for r in sent}
+    assert {m.appointment_id for m in messages} == {r.appointment_id for r in sent}
+
+
+def test_a_twin_attempt_recording_second_changes_nothing(runtime: Runtime) -> None:
+    """The first worker sent, stalled past its lease, and recorded after a second worker had
+    sent (same key: the outbox kept one message) and recorded: still one message logged, and
+    the reminder keeps the record of the attempt that came first."""
+    clock = Clock(T0)
+    start = T0 + timedelta(days=2)
+    put(runtime, clock, start, announce=False)
+    clock.now = start - timedelta(hours=24)
+    outbox = OutboxChannel(runtime.sessions, runtime.cipher)
+    slow = dispatcher(runtime, clock, outbox, worker="slow")
+    [claimed] = slow.claim()
+    [prepared], _ = slow.prepare([claimed])
+    result = slow._send(prepared)
+    clock.now += timedelta(minutes=6)
+    drain(dispatcher(runtime, clock, outbox, worker="second"))
+    with runtime.transaction() as session:
+        reminder = session.get(Reminder, claimed)
+        assert reminder is not None
+        first_record = (reminder.state, reminder.sent_at, reminder.provider_message_id)
+    clock.now += timedelta(minutes=1)
+    assert slow._record([result]) == ["sent"]
+    with runtime.transaction() as session:
+        reminder = session.get(Reminder, claimed)
+        assert reminder is not None
+        assert (reminder.state, reminder.sent_at, reminder.provider_message_id) == first_record
+        assert session.scalar(select(func.count()).select_from(Message)) == 1
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+# --- the migration that made threads unique --------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    import psycopg
+
+    name = f"frontdesk_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(base).set(drivername="postgresql")
+    conninfo = admin.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_thread_key_migration_merges_threads_created_twice(empty_database: str) -> None:
+    from frontdesk.config import Settings
+
+    url = Settings(database_url=empty_database, secret_key=TEST_SECRET).sqlalchemy_url
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine, "0007")
+        early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+        with engine.begin() as conn:
+            [practice_id] = conn.scalars(
+                insert(Practice).returning(Practice.id),
+                [{"slug": "p", "name": "P", "timezone": "UTC", "settings": {}}],
+            )
+            patient_ids = list(
+                conn.scalars(
+                    insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
+                    [
+                        {"practice_id": practice_id, "source": "t", "external_id": f"p{i}"}
+                        for i in range(2)
+                    ],
+                )
+            )
+            # Patient 0: the same SMS thread created twice (a race before the key), plus an
+            # email thread; patient 1: one thread; two threads without a patient.
+            threads = [
+                (patient_ids[0], "sms", early),
+                (patient_ids[0], "sms", late),
+                (patient_ids[0], "email", early),
+                (patient_ids[1], "sms", early),
+                (None, "sms", early),
+                (None, "sms", early),
+            ]
+            thread_ids = list(
+                conn.scalars(
+                    insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "practice_id": practice_id,
+                            "patient_id": patient,
+                            "channel": channel,
+                            "status": "open",
+                            "last_message_at": at,
+                        }
+                        for patient, channel, at in threads
+                    ],
+                )
+            )
+            conn.execute(
+                insert(Message),
+                [
+                    {
+                        "practice_id": practice_id,
+                        "conversation_id": thread_id,
+                        "channel": channel,
+                        "direction": "outbound",
+                        "body": "hello",
+                        "provider_message_id": f"m{i}",
+                    }
+                    for i, (thread_id, (_, channel, _)) in enumerate(
+                        zip(thread_ids, threads, strict=True)
+                    )
+                ],
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            left = conn.execute(
+                select(Conversation.id, Conversation.last_message_at).order_by(Conversation.id)
+            ).all()
+            messages = dict(
+                conn.execute(select(Message.provider_message_id, Message.conversation_id)).all()
+            )
+        assert [row.id for row in left] == [thread_ids[0], *thread_ids[2:]]
+        assert left[0].last_message_at == late  # the merged thread keeps the latest time
+        assert messages["m0"] == messages["m1"] == thread_ids[0]
+        assert len(messages) == len(threads)  # no message lost
+        # And down again: the key goes, the merged threads stay merged.
+        cfg = migrate.alembic_config()
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, "0007")
+    finally:
+        engine.dispose()
