@@ -386,6 +386,7 @@ def worker_main(
             batch_size=options["batch_size"],
             concurrency=options["concurrency"],
             rate_per_second=options["rate"],
+            max_unrecorded=options["max_unrecorded"],
         ),
     )
     # Open the connections the threads will use before the clock starts.
@@ -394,6 +395,12 @@ def worker_main(
         conn.close()
     ready.release()
     go.wait()
+    profiler = None
+    if options.get("profile") and index == 0:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not waiting
+        profiler.enable()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
     totals: Counter[str] = Counter()
@@ -407,6 +414,9 @@ def worker_main(
             break
     ended = time.monotonic()
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(f"{options['profile']}.{workers_label(url)}")
     runtime.dispose()
     results.put(
         {
@@ -475,6 +485,10 @@ def machine_busy_seconds() -> float:
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_label(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -781,8 +795,17 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--max-unrecorded", type=int, default=64, help="sent but not yet recorded, at most (64)"
+    )
     parser.add_argument("--rate", type=float, default=1_000_000.0, help="per channel per second")
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="run worker 0 of each case under cProfile; stats go to PATH.<database> "
+        "(read with python -m pstats); slows that worker down",
+    )
     parser.add_argument(
         "--history",
         type=int,
@@ -806,7 +829,13 @@ def main() -> None:
         args.history = args.reminders
     if unknown := set(args.what_if) - {"indexes", "custom-plans"}:
         parser.error(f"unknown --what-if {', '.join(sorted(unknown))}")
-    options = {"batch_size": args.batch_size, "concurrency": args.concurrency, "rate": args.rate}
+    options = {
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "max_unrecorded": args.max_unrecorded,
+        "profile": args.profile,
+    }
     out: dict[str, Any] = {
         "benchmark": "dispatch_burst",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

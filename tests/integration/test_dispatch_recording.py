@@ -14,6 +14,7 @@ import pytest
 from alembic import command
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
+from test_reminders_flow import T0, Clock, dispatcher, drain, put
 
 from conftest import POSTGRES_ENV, TEST_SECRET
 from frontdesk.adapters.channels.outbox import OutboxChannel
@@ -28,7 +29,6 @@ from frontdesk.adapters.db.models import (
     Reminder,
 )
 from frontdesk.bootstrap import Runtime
-from test_reminders_flow import T0, Clock, dispatcher, drain, put
 
 
 def test_reminders_to_one_patient_share_one_thread(runtime: Runtime) -> None:

@@ -21,15 +21,26 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import Integer, String, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from frontdesk.adapters.channels.base import ChannelSender, OutboundMessage, SendResult
-from frontdesk.adapters.db.models import Appointment, Patient, Practice, Reminder
+from frontdesk.adapters.db.bulk import int_array, is_postgres, one_of, text_array, unnest
+from frontdesk.adapters.db.models import (
+    Appointment,
+    Patient,
+    PatientConsent,
+    Practice,
+    Reminder,
+    UTCDateTime,
+)
 from frontdesk.adapters.metrics import DispatchMetrics
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
@@ -60,6 +71,9 @@ class DispatchSettings:
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=5)
     concurrency: int = 8
+    # Messages sent but not yet recorded, at most (what a crash can re-send; see
+    # _send_and_record).
+    max_unrecorded: int = 64
     rate_per_second: float = 50.0
     max_attempts: int = 5
     backoff_base: timedelta = timedelta(seconds=30)
@@ -146,39 +160,35 @@ class Dispatcher:
         return [reminder_id for reminder_id, _patient in self._claim()]
 
     def _claim(self) -> list[tuple[int, int]]:
+        """One statement: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
+        RETURNING`` (SQLite, with one writer, needs no row locks and ignores FOR UPDATE)."""
         now = self.clock()
+        due = (
+            select(Reminder.id)
+            .where(
+                or_(
+                    (Reminder.state == ReminderState.SCHEDULED.value) & (Reminder.due_at <= now),
+                    (Reminder.state == ReminderState.CLAIMED.value)
+                    & (Reminder.claim_expires_at < now),
+                )
+            )
+            .order_by(Reminder.due_at)
+            .limit(self.settings.batch_size)
+            .with_for_update(skip_locked=True)
+        )
         with self.runtime.transaction() as session:
-            claimed: list[tuple[int, int]] = [
-                (row[0], row[1])
-                for row in session.execute(
-                    select(Reminder.id, Reminder.patient_id)
-                    .where(
-                        or_(
-                            (Reminder.state == ReminderState.SCHEDULED.value)
-                            & (Reminder.due_at <= now),
-                            (Reminder.state == ReminderState.CLAIMED.value)
-                            & (Reminder.claim_expires_at < now),
-                        )
-                    )
-                    .order_by(Reminder.due_at)
-                    .limit(self.settings.batch_size)
-                    .with_for_update(skip_locked=True)
+            claimed = session.connection().execute(
+                update(Reminder)
+                .where(Reminder.id.in_(due.scalar_subquery()))
+                .values(
+                    state=ReminderState.CLAIMED.value,
+                    claimed_by=self.worker_id,
+                    claim_expires_at=now + self.settings.lease,
+                    attempts=Reminder.attempts + 1,
                 )
-            ]
-            ids = [reminder_id for reminder_id, _patient in claimed]
-            if ids:
-                session.execute(
-                    update(Reminder)
-                    .where(Reminder.id.in_(ids))
-                    .values(
-                        state=ReminderState.CLAIMED.value,
-                        claimed_by=self.worker_id,
-                        claim_expires_at=now + self.settings.lease,
-                        attempts=Reminder.attempts + 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-        return claimed
+                .returning(Reminder.id, Reminder.patient_id)
+            )
+            return sorted((row[0], row[1]) for row in claimed)
 
     def dispatch_due(self) -> DispatchReport:
         """Claim one batch and process it: one transaction re-checks the whole batch, then sends
@@ -210,13 +220,7 @@ class Dispatcher:
         if not ids:
             return []
         sends, outcomes = self.prepare(ids)
-        # Sends go out `concurrency` at a time and each group is recorded as soon as it is
-        # done: a crash can then re-send at most one group (the idempotency key absorbs it
-        # where the provider honours keys), while commits stay few.
-        step = self.settings.concurrency
-        with ThreadPoolExecutor(max_workers=step) as pool:
-            for first in range(0, len(sends), step):
-                outcomes += self._record(list(pool.map(self._send, sends[first : first + step])))
+        outcomes += self._send_and_record(sends)
         if self.metrics is not None:
             for outcome in outcomes:
                 self.metrics.outcomes.labels(outcome).inc()
@@ -234,15 +238,16 @@ class Dispatcher:
             reminders = list(
                 session.scalars(
                     select(Reminder)
-                    .where(Reminder.id.in_(ids))
+                    .where(one_of(session, Reminder.id, ids))
                     .options(
                         joinedload(Reminder.appointment)
                         .joinedload(Appointment.patient)
-                        .selectinload(Patient.consents)
+                        .lazyload(Patient.consents)
                     )
                     .order_by(Reminder.due_at, Reminder.id)
                 )
             )
+            _load_consents(session, [r.appointment.patient for r in reminders])
             outcomes += ["lost_claims"] * (len(ids) - len(reminders))
             practices = {
                 practice.id: practice
@@ -299,7 +304,8 @@ class Dispatcher:
         channel = Channel(reminder.channel) if reminder.channel else channels[0]
         if channel not in channels:
             channel = channels[0]
-        reminder.channel = channel.value
+        if reminder.channel != channel.value:  # (an unchanged row costs the flush nothing)
+            reminder.channel = channel.value
         wait = later_moment(reminder, channel, facts.timezone, policy, now, context)
         if wait is not None:
             later, why = wait
@@ -336,6 +342,38 @@ class Dispatcher:
         return _Send(reminder.id, message, appointment.id)
 
     # --- sending ---------------------------------------------------------------------------
+
+    def _send_and_record(self, sends: list[_Send]) -> list[str]:
+        """Send ``concurrency`` at a time and record what has come back, in groups.
+
+        At most ``max_unrecorded`` messages are ever out (sent or being sent) and not yet
+        recorded: that bounds what a crash can re-send. Recording waits for ``concurrency``
+        results (or for the last ones out), and takes everything that has come back by then, so
+        groups stay small when the provider is slow — each result is recorded about as soon as
+        it arrives — and grow up to ``max_unrecorded`` only when recording is what holds the
+        worker back (a fast provider, a burst): fewer, larger transactions exactly then.
+        """
+        step = self.settings.concurrency
+        limit = max(step, self.settings.max_unrecorded)
+        outcomes: list[str] = []
+        waiting = iter(sends)
+        pool = ThreadPoolExecutor(max_workers=step)
+        try:
+            out: set[Future[_Result]] = set()
+            while True:
+                while len(out) < limit and (send := next(waiting, None)) is not None:
+                    out.add(pool.submit(self._send, send))
+                if not out:
+                    break
+                back: list[Future[_Result]] = []
+                while out and len(back) < step:
+                    done, out = wait(out, return_when=FIRST_COMPLETED)
+                    back += done
+                outcomes += self._record([future.result() for future in back])
+        finally:
+            # When recording fails, what has not started is not sent at all.
+            pool.shutdown(wait=True, cancel_futures=True)
+        return outcomes
 
     def _send(self, send: _Send) -> _Result:
         channel = send.message.channel
@@ -417,41 +455,30 @@ class Dispatcher:
 
     def _mark_sent(self, session: Session, sent: list[_Result], now: datetime) -> None:
         by_id = {item.send.reminder_id: item for item in sent}
-        states = {
-            reminder_id: (
-                ReminderState.DELIVERED.value
-                if item.result is not None and item.result.status == "delivered"
-                else ReminderState.SENT.value
-            )
-            for reminder_id, item in by_id.items()
-        }
-        provider_ids = {
-            reminder_id: item.result.provider_message_id
-            for reminder_id, item in by_id.items()
-            if item.result is not None
-        }
-        changed = session.scalars(
-            update(Reminder)
-            .where(
-                Reminder.id.in_(list(by_id)),
-                Reminder.state.notin_([ReminderState.SENT.value, ReminderState.DELIVERED.value]),
-            )
-            .values(
-                state=case(states, value=Reminder.id),
-                provider_message_id=case(provider_ids, value=Reminder.id),
-                sent_at=now,
-                reason=None,
-                claimed_by=None,
-            )
-            .returning(Reminder.id)
-            .execution_options(synchronize_session=False)
-        ).all()
+        ids = sorted(by_id)
+        states, provider_ids = [], []
+        for reminder_id in ids:
+            result = by_id[reminder_id].result
+            assert result is not None
+            delivered = result.status == "delivered"
+            states.append((ReminderState.DELIVERED if delivered else ReminderState.SENT).value)
+            provider_ids.append(result.provider_message_id)
+        if is_postgres(session):
+            statement = _MARK_SENT_PG
+            params: dict[str, Any] = {"ids": ids, "states": states, "pids": provider_ids}
+        else:
+            statement = _mark_sent_statement(len(ids))
+            params = {f"i{n}": reminder_id for n, reminder_id in enumerate(ids)}
+            params.update({f"s{n}": state for n, state in enumerate(states)})
+            params.update({f"p{n}": pid for n, pid in enumerate(provider_ids)})
+        params["now"] = now
+        changed = set(session.connection().scalars(statement, params))
         log_sent(
             session,
             [
                 SentMessage(item.send.message, item.send.appointment_id, item.result)
-                for reminder_id in sorted(changed)
-                if (item := by_id[reminder_id]).result is not None
+                for reminder_id in ids
+                if reminder_id in changed and (item := by_id[reminder_id]).result is not None
             ],
             now,
         )
@@ -490,6 +517,69 @@ class Dispatcher:
             self.settings.backoff_max, self.settings.backoff_base * (2 ** max(attempts - 1, 0))
         )
         return timedelta(seconds=self.rng.uniform(0.5, 1.0) * ceiling.total_seconds())
+
+
+def _load_consents(session: Session, patients: list[Patient]) -> None:
+    """Every patient's consents in one query (``patient_id = ANY(:ids)`` on PostgreSQL, where
+    ``selectinload`` would send a new statement text with an ``IN`` list per batch)."""
+    found: dict[int, list[PatientConsent]] = {patient.id: [] for patient in patients}
+    for consent in session.scalars(
+        select(PatientConsent).where(one_of(session, PatientConsent.patient_id, list(found)))
+    ):
+        found[consent.patient_id].append(consent)
+    for patient in patients:
+        set_committed_value(patient, "consents", found[patient.id])
+
+
+_SENT_ROWS = unnest(
+    ("id", int_array("ids")), ("state", text_array("states")), ("pid", text_array("pids"))
+)
+# PostgreSQL: ``UPDATE reminders SET state = v.state, … FROM unnest(:ids, :states, :pids) AS v
+# WHERE reminders.id = v.id AND state NOT IN ('sent', 'delivered') RETURNING id``.
+_MARK_SENT_PG = (
+    update(Reminder)
+    .where(
+        Reminder.id == _SENT_ROWS.c.id,
+        Reminder.state.notin_([ReminderState.SENT.value, ReminderState.DELIVERED.value]),
+    )
+    .values(
+        state=_SENT_ROWS.c.state,
+        provider_message_id=_SENT_ROWS.c.pid,
+        sent_at=bindparam("now", type_=UTCDateTime()),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+        reason=None,
+        claimed_by=None,
+    )
+    .returning(Reminder.id)
+)
+
+
+@lru_cache(maxsize=128)
+def _mark_sent_statement(size: int) -> Any:
+    """SQLite: ``UPDATE reminders SET state = CASE WHEN id = :i0 THEN :s0 …, provider_message_id
+    = … WHERE id IN (:i0, …) AND state NOT IN ('sent', 'delivered') RETURNING id`` for ``size``
+    rows, built once per size (each group then costs SQLAlchemy a cache look-up, not a build)."""
+    ids = [bindparam(f"i{n}", type_=Integer) for n in range(size)]
+    return (
+        update(Reminder)
+        .where(
+            Reminder.id.in_(ids),
+            Reminder.state.notin_([ReminderState.SENT.value, ReminderState.DELIVERED.value]),
+        )
+        .values(
+            state=case(
+                *[(Reminder.id == ids[n], bindparam(f"s{n}", type_=String)) for n in range(size)]
+            ),
+            provider_message_id=case(
+                *[(Reminder.id == ids[n], bindparam(f"p{n}", type_=String)) for n in range(size)]
+            ),
+            sent_at=bindparam("now", type_=UTCDateTime()),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+            reason=None,
+            claimed_by=None,
+        )
+        .returning(Reminder.id)
+    )
 
 
 def _finish(reminder: Reminder, state: ReminderState, reason: str) -> str:
