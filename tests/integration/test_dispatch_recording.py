@@ -21,6 +21,7 @@ from frontdesk.adapters.channels.outbox import OutboxChannel
 from frontdesk.adapters.db import migrate
 from frontdesk.adapters.db.engine import make_engine
 from frontdesk.adapters.db.models import (
+    Appointment,
     Conversation,
     Message,
     OutboxMessage,
@@ -187,3 +188,48 @@ def test_the_thread_key_migration_merges_threads_created_twice(empty_database: s
             command.downgrade(cfg, "0007")
     finally:
         engine.dispose()
+
+
+# --- re-planning many appointments at once ---------------------------------------------------
+
+
+def test_replanning_in_chunks_matches_one_at_a_time(runtime: Runtime) -> None:
+    """replan_many (rows loaded a chunk at a time) leaves exactly the rows replan() would."""
+    from frontdesk.services import practices
+    from frontdesk.services.reminders import Planning, replan, replan_many, set_policy
+
+    clock = Clock(T0)
+    for n in range(5):
+        put(
+            runtime,
+            clock,
+            T0 + timedelta(days=3 + n, hours=n),
+            external_id=f"a{n}",
+            announce=False,
+            patient={"external_id": f"p{n % 2}", "phone": f"+1202555010{n % 2}"},
+        )
+    new_policy = {"stages": [{"offset": "-48h", "condition": "always"}, {"offset": "-24h"}]}
+
+    def replanned(batched: bool) -> list[tuple[str, str, str, datetime]]:
+        with runtime.transaction() as session:
+            practice = practices.resolve_practice(session, "default")
+            set_policy(practice, new_policy)
+            planning = Planning(runtime.settings.reminder_policy, clock.now)
+            upcoming = session.scalars(select(Appointment).order_by(Appointment.id)).all()
+            if batched:
+                replan_many(session, practice, upcoming, planning, chunk_size=2)
+            else:
+                for appointment in upcoming:
+                    replan(session, practice, appointment, planning)
+            session.flush()
+            found = [
+                (r.appointment.external_id, r.stage, r.state, r.due_at)
+                for r in session.scalars(select(Reminder).order_by(Reminder.id))
+            ]
+            session.rollback()
+        return found
+
+    one_at_a_time = replanned(batched=False)
+    scheduled = {stage for _a, stage, state, _d in one_at_a_time if state == "scheduled"}
+    assert {"-48h", "-24h"} <= scheduled and "-72h" not in scheduled
+    assert replanned(batched=True) == one_at_a_time
