@@ -481,6 +481,25 @@ class BackendCpu:
         return round(used / self.hz, 1)
 
 
+def table_scans(url: str) -> dict[str, dict[str, int]]:
+    import psycopg
+
+    libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    # The statistics collector reports with a delay; ask for a fresh snapshot.
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        time.sleep(0.6)  # PGSTAT_MIN_INTERVAL: the backends flush their counts at most this often
+        rows = conn.execute(
+            "SELECT relname, seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables "
+            "WHERE relname IN ('reminders', 'messages', 'conversations', 'appointments', "
+            "'patients', 'patient_consents')"
+        ).fetchall()
+    return {
+        name: {"seq_scan": seq or 0, "seq_tup_read": read or 0, "idx_scan": idx or 0}
+        for name, seq, read, idx in rows
+    }
+
+
 def machine_busy_seconds() -> float:
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
@@ -561,6 +580,7 @@ def run_case(
     for _ in procs:
         if not ready.acquire(timeout=120):
             raise SystemExit("a worker did not start")
+    scans_before = table_scans(url) if dbname else {}
     cpu = BackendCpu(dbname)
     cpu.start()
     busy_before = machine_busy_seconds()
@@ -573,6 +593,11 @@ def run_case(
     for proc in procs:
         proc.join()
     wall = max(r["ended"] for r in reports) - go_mono
+    scans: dict[str, dict[str, int]] = {}
+    if dbname:
+        for table, counts in table_scans(url).items():
+            before = scans_before.get(table, {})
+            scans[table] = {k: v - before.get(k, 0) for k, v in counts.items()}
     stats = row_stats(url, go_at)
     sent = stats["states"].get("sent", 0) + stats["states"].get("delivered", 0)
     left = stats["states"].get("scheduled", 0) + stats["states"].get("claimed", 0)
@@ -598,6 +623,9 @@ def run_case(
             "first_3": [round(x, 2) for x in reports_by_index[0]["rounds"][:3]],
             "last_3_full": [round(x, 2) for x in reports_by_index[0]["rounds"][-4:-1]],
         },
+        # Sequential scans and rows they read per table during the case (PostgreSQL): a plan
+        # that scans a growing table shows here first.
+        "table_scans": scans,
         "cpu_seconds": {
             "workers": round(worker_cpu, 1),
             "postgres_backends": backend_cpu,

@@ -20,14 +20,15 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, case, or_, select, update
+from sqlalchemy import Integer, String, bindparam, case, select, text, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -153,6 +154,23 @@ class Dispatcher:
         self.limiter = RateLimiter(self.settings.rate_per_second)
         self.metrics = metrics
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A transaction whose statements PostgreSQL plans for the tables as they are now.
+
+        PostgreSQL re-uses a generic plan for a statement it has run a few times (psycopg
+        prepares repeated statements; foreign-key checks are such statements too) and keeps
+        it until the table's statistics change. A plan made while ``conversations`` was nearly
+        empty scans it, and keeps scanning it as it grows, on every message logged, when
+        nothing refreshes the statistics (no autovacuum, no ANALYZE after a large import).
+        ``force_custom_plan`` plans each statement for the current table sizes (estimated
+        from their pages, statistics or not), at the cost of planning these few, simple
+        statements again each time."""
+        with self.runtime.transaction() as session:
+            if is_postgres(session):
+                session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            yield session
+
     # --- claiming --------------------------------------------------------------------------
 
     def claim(self) -> list[int]:
@@ -160,35 +178,44 @@ class Dispatcher:
         return [reminder_id for reminder_id, _patient in self._claim()]
 
     def _claim(self) -> list[tuple[int, int]]:
-        """One statement: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
-        RETURNING`` (SQLite, with one writer, needs no row locks and ignores FOR UPDATE)."""
+        """``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING``, first
+        for claims whose lease expired, then for due rows in due order (SQLite, with one
+        writer, needs no row locks and ignores FOR UPDATE). Two statements rather than one with
+        an OR: each then reads the (state, due_at) index in order, as the bare-SQL floor does,
+        instead of sorting every candidate row."""
         now = self.clock()
-        due = (
-            select(Reminder.id)
-            .where(
-                or_(
-                    (Reminder.state == ReminderState.SCHEDULED.value) & (Reminder.due_at <= now),
-                    (Reminder.state == ReminderState.CLAIMED.value)
-                    & (Reminder.claim_expires_at < now),
-                )
-            )
-            .order_by(Reminder.due_at)
-            .limit(self.settings.batch_size)
-            .with_for_update(skip_locked=True)
+        expired = (
+            (Reminder.state == ReminderState.CLAIMED.value) & (Reminder.claim_expires_at < now),
         )
-        with self.runtime.transaction() as session:
-            claimed = session.connection().execute(
-                update(Reminder)
-                .where(Reminder.id.in_(due.scalar_subquery()))
-                .values(
-                    state=ReminderState.CLAIMED.value,
-                    claimed_by=self.worker_id,
-                    claim_expires_at=now + self.settings.lease,
-                    attempts=Reminder.attempts + 1,
+        due = ((Reminder.state == ReminderState.SCHEDULED.value) & (Reminder.due_at <= now),)
+        claimed: list[tuple[int, int]] = []
+        with self._transaction() as session:
+            for condition in (expired, due):
+                room = self.settings.batch_size - len(claimed)
+                if room <= 0:
+                    break
+                rows = (
+                    select(Reminder.id)
+                    .where(*condition)
+                    .order_by(Reminder.due_at)
+                    .limit(room)
+                    .with_for_update(skip_locked=True)
                 )
-                .returning(Reminder.id, Reminder.patient_id)
-            )
-            return sorted((row[0], row[1]) for row in claimed)
+                claimed += [
+                    (row[0], row[1])
+                    for row in session.connection().execute(
+                        update(Reminder)
+                        .where(Reminder.id.in_(rows.scalar_subquery()))
+                        .values(
+                            state=ReminderState.CLAIMED.value,
+                            claimed_by=self.worker_id,
+                            claim_expires_at=now + self.settings.lease,
+                            attempts=Reminder.attempts + 1,
+                        )
+                        .returning(Reminder.id, Reminder.patient_id)
+                    )
+                ]
+        return sorted(claimed)
 
     def dispatch_due(self) -> DispatchReport:
         """Claim one batch and process it: one transaction re-checks the whole batch, then sends
@@ -234,7 +261,7 @@ class Dispatcher:
         now = self.clock()
         sends: list[_Send] = []
         outcomes: list[str] = []
-        with self.runtime.transaction() as session:
+        with self._transaction() as session:
             reminders = list(
                 session.scalars(
                     select(Reminder)
@@ -431,7 +458,7 @@ class Dispatcher:
         sent = [item for item in results if item.result is not None]
         failed = [item for item in results if item.result is None]
         outcomes = ["sent"] * len(sent)
-        with self.runtime.transaction() as session:
+        with self._transaction() as session:
             if sent:
                 self._mark_sent(session, sent, now)
             if failed:
