@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -233,3 +234,48 @@ def test_replanning_in_chunks_matches_one_at_a_time(runtime: Runtime) -> None:
     scheduled = {stage for _a, stage, state, _d in one_at_a_time if state == "scheduled"}
     assert {"-48h", "-24h"} <= scheduled and "-72h" not in scheduled
     assert replanned(batched=True) == one_at_a_time
+
+
+# --- what a failure to record can leave behind -----------------------------------------------
+
+
+def test_when_recording_fails_at_most_max_unrecorded_went_out(runtime: Runtime) -> None:
+    """Sends stop with the first failure to record: what went out and is not recorded (what a
+    crash would leave to be re-sent after the lease) is never more than ``max_unrecorded``."""
+    from frontdesk.adapters.channels.fake import FakeChannel
+    from frontdesk.domain.channels import Channel
+    from frontdesk.services.dispatcher import Dispatcher, DispatchSettings
+
+    class RecordingFails(Dispatcher):
+        def _record(self, results: list[Any]) -> list[str]:
+            raise RuntimeError("the database went away")
+
+    clock = Clock(T0)
+    start = T0 + timedelta(days=2)
+    for n in range(12):
+        put(
+            runtime,
+            clock,
+            start,
+            external_id=f"a{n}",
+            announce=False,
+            patient={"external_id": f"p{n}", "phone": f"+120255501{n:02d}"},
+        )
+    clock.now = start - timedelta(hours=24)
+    fake = FakeChannel()
+    worker = RecordingFails(
+        runtime,
+        {Channel.SMS: fake, Channel.EMAIL: fake, Channel.WHATSAPP: fake},
+        worker_id="w1",
+        clock=clock,
+        settings=DispatchSettings(rate_per_second=1000, concurrency=2, max_unrecorded=4),
+    )
+    with pytest.raises(RuntimeError):
+        worker.dispatch_due()
+    assert 1 <= len(fake.calls) <= 4
+    with runtime.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+        claimed = session.scalar(
+            select(func.count()).select_from(Reminder).where(Reminder.state == "claimed")
+        )
+    assert claimed == 12  # all still claimed: retried after the lease, with the same keys

@@ -7,11 +7,14 @@ Exactly once, in the terms we can keep:
   claiming loses nothing, because the lease expires and another worker takes the row.
 - The claimed batch is re-checked in one transaction (appointment status and time, the
   patient's answer, consent and channel, quiet hours, caps), messages are rendered then.
-- Sends go out ``concurrency`` at a time, outside any transaction, each group recorded in one
-  transaction when it is done. The residual window is between a provider accepting a message
-  and our recording its group: a worker killed there leaves that group claimed, and it is sent
-  again after the lease expires. Every attempt carries the same idempotency key
-  (``reminder-<id>``); the outbox and providers that honour keys deliver it once.
+- Sends go out ``concurrency`` at a time, outside any transaction; what has come back is
+  recorded in one transaction per group (one guarded ``UPDATE … RETURNING`` and two upserts,
+  whatever the group's size). At most ``max_unrecorded`` messages are ever sent and not yet
+  recorded. The residual window is between a provider accepting a message and our recording
+  its group: a worker killed there leaves those reminders claimed, and they are sent again
+  after the lease expires — at most ``max_unrecorded`` per killed worker. Every attempt carries
+  the same idempotency key (``reminder-<id>``); the outbox and providers that honour keys
+  deliver it once.
 """
 
 from __future__ import annotations
