@@ -386,6 +386,7 @@ def worker_main(
             batch_size=options["batch_size"],
             concurrency=options["concurrency"],
             rate_per_second=options["rate"],
+            max_unrecorded=options["max_unrecorded"],
         ),
     )
     # Open the connections the threads will use before the clock starts.
@@ -394,6 +395,12 @@ def worker_main(
         conn.close()
     ready.release()
     go.wait()
+    profiler = None
+    if options.get("profile") and index == 0:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not waiting
+        profiler.enable()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
     totals: Counter[str] = Counter()
@@ -407,6 +414,9 @@ def worker_main(
             break
     ended = time.monotonic()
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(f"{options['profile']}.{workers_label(url)}")
     runtime.dispose()
     results.put(
         {
@@ -471,10 +481,33 @@ class BackendCpu:
         return round(used / self.hz, 1)
 
 
+def table_scans(url: str) -> dict[str, dict[str, int]]:
+    import psycopg
+
+    libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    # The statistics collector reports with a delay; ask for a fresh snapshot.
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        time.sleep(0.6)  # PGSTAT_MIN_INTERVAL: the backends flush their counts at most this often
+        rows = conn.execute(
+            "SELECT relname, seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables "
+            "WHERE relname IN ('reminders', 'messages', 'conversations', 'appointments', "
+            "'patients', 'patient_consents')"
+        ).fetchall()
+    return {
+        name: {"seq_scan": seq or 0, "seq_tup_read": read or 0, "idx_scan": idx or 0}
+        for name, seq, read, idx in rows
+    }
+
+
 def machine_busy_seconds() -> float:
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_label(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -547,6 +580,7 @@ def run_case(
     for _ in procs:
         if not ready.acquire(timeout=120):
             raise SystemExit("a worker did not start")
+    scans_before = table_scans(url) if dbname else {}
     cpu = BackendCpu(dbname)
     cpu.start()
     busy_before = machine_busy_seconds()
@@ -559,6 +593,11 @@ def run_case(
     for proc in procs:
         proc.join()
     wall = max(r["ended"] for r in reports) - go_mono
+    scans: dict[str, dict[str, int]] = {}
+    if dbname:
+        for table, counts in table_scans(url).items():
+            before = scans_before.get(table, {})
+            scans[table] = {k: v - before.get(k, 0) for k, v in counts.items()}
     stats = row_stats(url, go_at)
     sent = stats["states"].get("sent", 0) + stats["states"].get("delivered", 0)
     left = stats["states"].get("scheduled", 0) + stats["states"].get("claimed", 0)
@@ -584,6 +623,9 @@ def run_case(
             "first_3": [round(x, 2) for x in reports_by_index[0]["rounds"][:3]],
             "last_3_full": [round(x, 2) for x in reports_by_index[0]["rounds"][-4:-1]],
         },
+        # Sequential scans and rows they read per table during the case (PostgreSQL): a plan
+        # that scans a growing table shows here first.
+        "table_scans": scans,
         "cpu_seconds": {
             "workers": round(worker_cpu, 1),
             "postgres_backends": backend_cpu,
@@ -596,11 +638,13 @@ def run_case(
 # --- the floor: bare SQL, one process ---------------------------------------------------------
 
 
-def floor_postgres(url: str, n: int, batch: int) -> dict[str, Any]:
+def floor_postgres(url: str, n: int, batch: int, dbname: str | None = None) -> dict[str, Any]:
     import psycopg
 
     reset(url)
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    backend = BackendCpu(dbname)
+    backend.start()
     started = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     batches = 0
@@ -631,7 +675,9 @@ def floor_postgres(url: str, n: int, batch: int) -> dict[str, Any]:
                     "WHERE id = ANY(%s)",
                     (datetime.now(UTC), ids),
                 )
-    return _floor_result(started, cpu_before, batches, n, "psycopg 3")
+    result = _floor_result(started, cpu_before, batches, n, "psycopg 3")
+    result["postgres_backend_cpu_seconds"] = backend.stop()
+    return result
 
 
 def floor_sqlite(path: Path, n: int, batch: int) -> dict[str, Any]:
@@ -696,17 +742,55 @@ def _floor_result(
     }
 
 
+def cpu_ms(case_or_floor: dict[str, Any], n: int) -> float | None:
+    """CPU milliseconds per reminder, client and database server together (the SQLite
+    engine runs inside the client)."""
+    if "cpu_seconds" in case_or_floor:  # a case
+        cpu = case_or_floor["cpu_seconds"]
+        total = cpu["workers"] + (cpu["postgres_backends"] or 0.0)
+    else:
+        total = case_or_floor["client_cpu_seconds"] + (
+            case_or_floor.get("postgres_backend_cpu_seconds") or 0.0
+        )
+    return round(total / n * 1000, 4) if total else None
+
+
+def run_floor(measure: Any, runs: int, n: int) -> dict[str, Any]:
+    """The floor ``runs`` times (it is short, so one busy moment of the machine weighs on it):
+    every run is kept, and the median is the yardstick."""
+    results = [measure() for _ in range(max(1, runs))]
+    for result in results:
+        result["cpu_ms_per_reminder"] = cpu_ms(result, n)
+    ordered = sorted(results, key=lambda r: r["ms_per_reminder"])
+    median = ordered[len(ordered) // 2]
+    cpus = sorted(r["cpu_ms_per_reminder"] or 0.0 for r in results)
+    return {
+        **median,
+        "runs": [
+            {k: r[k] for k in ("wall_seconds", "ms_per_reminder", "cpu_ms_per_reminder")}
+            for r in results
+        ],
+        "cpu_ms_per_reminder": cpus[len(cpus) // 2] or None,
+        "yardstick": f"median of {len(results)} runs",
+    }
+
+
 def add_ratios(cases: list[dict[str, Any]], floor: dict[str, Any]) -> dict[str, Any]:
     per = floor["ms_per_reminder"]
+    floor_cpu = floor.get("cpu_ms_per_reminder")
     for case in cases:
         case["x_floor"] = round(case["ms_per_reminder"] / per, 1)
+        case["cpu_ms_per_reminder"] = cpu_ms(case, case["reminders"])
+        if floor_cpu and case["cpu_ms_per_reminder"]:
+            # CPU against CPU: what the machine's other work does to wall times cancels out.
+            case["x_floor_cpu"] = round(case["cpu_ms_per_reminder"] / floor_cpu, 1)
     by_workers = {case["workers"]: case for case in cases}
-    summary: dict[str, Any] = {"floor_ms_per_reminder": per}
-    for workers in (1, 4):
-        if workers in by_workers:
-            summary[f"x_floor_{workers}_worker{'s' if workers > 1 else ''}"] = by_workers[workers][
-                "x_floor"
-            ]
+    summary: dict[str, Any] = {"floor_ms_per_reminder": per, "floor_cpu_ms_per_reminder": floor_cpu}
+    for workers, case in sorted(by_workers.items()):
+        summary[f"{workers}_worker{'s' if workers > 1 else ''}"] = {
+            "x_floor": case["x_floor"],
+            "x_floor_cpu": case.get("x_floor_cpu"),
+        }
     return summary
 
 
@@ -720,7 +804,11 @@ def run_sqlite(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, A
         setup = populate(url, args.reminders, args.seed, args.history)
         setup["what_if"] = apply_what_if(url, None, args.what_if)
         cases = [run_case(url, w, args.reminders, options, None) for w in args.sqlite_workers]
-        floor = floor_sqlite(path, args.reminders, args.batch_size)
+        floor = run_floor(
+            lambda: floor_sqlite(path, args.reminders, args.batch_size),
+            args.floor_runs,
+            args.reminders,
+        )
     return {
         "database": "sqlite (WAL), temp file",
         "setup": setup,
@@ -745,7 +833,11 @@ def run_postgres(args: argparse.Namespace, options: dict[str, Any]) -> dict[str,
         setup = populate(url, args.reminders, args.seed, args.history)
         setup["what_if"] = apply_what_if(url, dbname, args.what_if)
         cases = [run_case(url, w, args.reminders, options, dbname) for w in args.pg_workers]
-        floor = floor_postgres(url, args.reminders, args.batch_size)
+        floor = run_floor(
+            lambda: floor_postgres(url, args.reminders, args.batch_size, dbname),
+            args.floor_runs,
+            args.reminders,
+        )
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(
@@ -780,9 +872,19 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--floor-runs", type=int, default=3, help="floor runs, median kept (3)")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--max-unrecorded", type=int, default=64, help="sent but not yet recorded, at most (64)"
+    )
     parser.add_argument("--rate", type=float, default=1_000_000.0, help="per channel per second")
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="run worker 0 of each case under cProfile; stats go to PATH.<database> "
+        "(read with python -m pstats); slows that worker down",
+    )
     parser.add_argument(
         "--history",
         type=int,
@@ -806,7 +908,13 @@ def main() -> None:
         args.history = args.reminders
     if unknown := set(args.what_if) - {"indexes", "custom-plans"}:
         parser.error(f"unknown --what-if {', '.join(sorted(unknown))}")
-    options = {"batch_size": args.batch_size, "concurrency": args.concurrency, "rate": args.rate}
+    options = {
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "max_unrecorded": args.max_unrecorded,
+        "profile": args.profile,
+    }
     out: dict[str, Any] = {
         "benchmark": "dispatch_burst",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

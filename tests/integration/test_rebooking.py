@@ -32,7 +32,7 @@ def test_a_missed_session_follow_up_invites_a_booking_that_is_credited_to_it(
     clock.now = start + timedelta(minutes=20)  # the patient never arrived
     drain(dispatcher(runtime, clock, _outbox(runtime)))
     with runtime.transaction() as session:
-        followup = session.scalars(select(OutboxMessage)).all()[-1]
+        followup = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()[-1]
         link = session.scalars(select(RebookingLink)).one()
     url = next(word for word in followup.body.split() if word.startswith("https://book.example"))
     query = parse_qs(urlsplit(url.rstrip(",.")).query)
@@ -65,7 +65,7 @@ def test_prefill_is_opt_in(runtime: Runtime) -> None:
     clock.now = start + timedelta(minutes=20)
     drain(dispatcher(runtime, clock, _outbox(runtime)))
     with runtime.transaction() as session:
-        body = session.scalars(select(OutboxMessage)).all()[-1].body
+        body = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()[-1].body
     url = next(word for word in body.split() if word.startswith("https://book.example"))
     query = parse_qs(urlsplit(url.rstrip(",.")).query)
     assert query["name"] == ["Avery"] and query["email"] == ["avery@example.com"]

@@ -187,6 +187,15 @@ def worker(
         float | None, typer.Option(min=0.1, help="Messages per second per channel (default 50).")
     ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, max=10000)] = None,
+    max_unrecorded: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10000,
+            help="Messages sent but not yet recorded, at most: what a killed worker can re-send "
+            "(default 64; never below --concurrency).",
+        ),
+    ] = None,
     lease_seconds: Annotated[
         float | None,
         typer.Option(
@@ -209,6 +218,7 @@ def worker(
             concurrency=concurrency,
             rate_per_second=rate,
             batch_size=batch_size,
+            max_unrecorded=max_unrecorded,
             lease=timedelta(seconds=lease_seconds) if lease_seconds else None,
         )
         if once:

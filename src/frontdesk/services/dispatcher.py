@@ -7,11 +7,14 @@ Exactly once, in the terms we can keep:
   claiming loses nothing, because the lease expires and another worker takes the row.
 - The claimed batch is re-checked in one transaction (appointment status and time, the
   patient's answer, consent and channel, quiet hours, caps), messages are rendered then.
-- Sends go out ``concurrency`` at a time, outside any transaction, each group recorded in one
-  transaction when it is done. The residual window is between a provider accepting a message
-  and our recording its group: a worker killed there leaves that group claimed, and it is sent
-  again after the lease expires. Every attempt carries the same idempotency key
-  (``reminder-<id>``); the outbox and providers that honour keys deliver it once.
+- Sends go out ``concurrency`` at a time, outside any transaction; what has come back is
+  recorded in one transaction per group (one guarded ``UPDATE … RETURNING`` and two upserts,
+  whatever the group's size). At most ``max_unrecorded`` messages are ever sent and not yet
+  recorded. The residual window is between a provider accepting a message and our recording
+  its group: a worker killed there leaves those reminders claimed, and they are sent again
+  after the lease expires — at most ``max_unrecorded`` per killed worker. Every attempt carries
+  the same idempotency key (``reminder-<id>``); the outbox and providers that honour keys
+  deliver it once.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Integer, String, bindparam, case, select, text, update
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from frontdesk.adapters.channels.base import (
     ChannelSender,
@@ -34,7 +41,15 @@ from frontdesk.adapters.channels.base import (
     SendResult,
     WhatsAppTemplate,
 )
-from frontdesk.adapters.db.models import Appointment, Patient, Practice, Reminder
+from frontdesk.adapters.db.bulk import int_array, is_postgres, one_of, text_array, unnest
+from frontdesk.adapters.db.models import (
+    Appointment,
+    Patient,
+    PatientConsent,
+    Practice,
+    Reminder,
+    UTCDateTime,
+)
 from frontdesk.adapters.metrics import DispatchMetrics
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
@@ -49,7 +64,7 @@ from frontdesk.domain.reminders import (
 from frontdesk.domain.templates import Purpose
 from frontdesk.domain.times import now_utc
 from frontdesk.services.links import issue_all
-from frontdesk.services.outcomes import MessageLog, open_missed_session_review
+from frontdesk.services.outcomes import SentMessage, log_sent, open_missed_session_review
 from frontdesk.services.outgoing import SenderLookup, status_callback_url
 from frontdesk.services.patients import contact_of
 from frontdesk.services.rebooking import tracked_url
@@ -71,6 +86,9 @@ class DispatchSettings:
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=5)
     concurrency: int = 8
+    # Messages sent but not yet recorded, at most (what a crash can re-send; see
+    # _send_and_record).
+    max_unrecorded: int = 64
     rate_per_second: float = 50.0
     max_attempts: int = 5
     backoff_base: timedelta = timedelta(seconds=30)
@@ -152,6 +170,23 @@ class Dispatcher:
         # Each practice's templates, re-read every 30 s so an edit takes effect soon.
         self._books: dict[int, tuple[float, TemplateBook]] = {}
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A transaction whose statements PostgreSQL plans for the tables as they are now.
+
+        PostgreSQL re-uses a generic plan for a statement it has run a few times (psycopg
+        prepares repeated statements; foreign-key checks are such statements too) and keeps
+        it until the table's statistics change. A plan made while ``conversations`` was nearly
+        empty scans it, and keeps scanning it as it grows, on every message logged, when
+        nothing refreshes the statistics (no autovacuum, no ANALYZE after a large import).
+        ``force_custom_plan`` plans each statement for the current table sizes (estimated
+        from their pages, statistics or not), at the cost of planning these few, simple
+        statements again each time."""
+        with self.runtime.transaction() as session:
+            if is_postgres(session):
+                session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            yield session
+
     # --- claiming --------------------------------------------------------------------------
 
     def claim(self) -> list[int]:
@@ -159,39 +194,44 @@ class Dispatcher:
         return [reminder_id for reminder_id, _patient in self._claim()]
 
     def _claim(self) -> list[tuple[int, int]]:
+        """``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING``, first
+        for claims whose lease expired, then for due rows in due order (SQLite, with one
+        writer, needs no row locks and ignores FOR UPDATE). Two statements rather than one with
+        an OR: each then reads the (state, due_at) index in order, as the bare-SQL floor does,
+        instead of sorting every candidate row."""
         now = self.clock()
-        with self.runtime.transaction() as session:
-            claimed: list[tuple[int, int]] = [
-                (row[0], row[1])
-                for row in session.execute(
-                    select(Reminder.id, Reminder.patient_id)
-                    .where(
-                        or_(
-                            (Reminder.state == ReminderState.SCHEDULED.value)
-                            & (Reminder.due_at <= now),
-                            (Reminder.state == ReminderState.CLAIMED.value)
-                            & (Reminder.claim_expires_at < now),
-                        )
-                    )
+        expired = (
+            (Reminder.state == ReminderState.CLAIMED.value) & (Reminder.claim_expires_at < now),
+        )
+        due = ((Reminder.state == ReminderState.SCHEDULED.value) & (Reminder.due_at <= now),)
+        claimed: list[tuple[int, int]] = []
+        with self._transaction() as session:
+            for condition in (expired, due):
+                room = self.settings.batch_size - len(claimed)
+                if room <= 0:
+                    break
+                rows = (
+                    select(Reminder.id)
+                    .where(*condition)
                     .order_by(Reminder.due_at)
-                    .limit(self.settings.batch_size)
+                    .limit(room)
                     .with_for_update(skip_locked=True)
                 )
-            ]
-            ids = [reminder_id for reminder_id, _patient in claimed]
-            if ids:
-                session.execute(
-                    update(Reminder)
-                    .where(Reminder.id.in_(ids))
-                    .values(
-                        state=ReminderState.CLAIMED.value,
-                        claimed_by=self.worker_id,
-                        claim_expires_at=now + self.settings.lease,
-                        attempts=Reminder.attempts + 1,
+                claimed += [
+                    (row[0], row[1])
+                    for row in session.connection().execute(
+                        update(Reminder)
+                        .where(Reminder.id.in_(rows.scalar_subquery()))
+                        .values(
+                            state=ReminderState.CLAIMED.value,
+                            claimed_by=self.worker_id,
+                            claim_expires_at=now + self.settings.lease,
+                            attempts=Reminder.attempts + 1,
+                        )
+                        .returning(Reminder.id, Reminder.patient_id)
                     )
-                    .execution_options(synchronize_session=False)
-                )
-        return claimed
+                ]
+        return sorted(claimed)
 
     def dispatch_due(self) -> DispatchReport:
         """Claim one batch and process it: one transaction re-checks the whole batch, then sends
@@ -223,13 +263,7 @@ class Dispatcher:
         if not ids:
             return []
         sends, outcomes = self.prepare(ids)
-        # Sends go out `concurrency` at a time and each group is recorded as soon as it is
-        # done: a crash can then re-send at most one group (the idempotency key absorbs it
-        # where the provider honours keys), while commits stay few.
-        step = self.settings.concurrency
-        with ThreadPoolExecutor(max_workers=step) as pool:
-            for first in range(0, len(sends), step):
-                outcomes += self._record(list(pool.map(self._send, sends[first : first + step])))
+        outcomes += self._send_and_record(sends)
         if self.metrics is not None:
             for outcome in outcomes:
                 self.metrics.outcomes.labels(outcome).inc()
@@ -243,19 +277,20 @@ class Dispatcher:
         now = self.clock()
         sends: list[_Send] = []
         outcomes: list[str] = []
-        with self.runtime.transaction() as session:
+        with self._transaction() as session:
             reminders = list(
                 session.scalars(
                     select(Reminder)
-                    .where(Reminder.id.in_(ids))
+                    .where(one_of(session, Reminder.id, ids))
                     .options(
                         joinedload(Reminder.appointment)
                         .joinedload(Appointment.patient)
-                        .selectinload(Patient.consents)
+                        .lazyload(Patient.consents)
                     )
                     .order_by(Reminder.due_at, Reminder.id)
                 )
             )
+            _load_consents(session, [r.appointment.patient for r in reminders])
             outcomes += ["lost_claims"] * (len(ids) - len(reminders))
             practices = {
                 practice.id: practice
@@ -312,7 +347,8 @@ class Dispatcher:
         channel = Channel(reminder.channel) if reminder.channel else channels[0]
         if channel not in channels:
             channel = channels[0]
-        reminder.channel = channel.value
+        if reminder.channel != channel.value:  # (an unchanged row costs the flush nothing)
+            reminder.channel = channel.value
         wait = later_moment(reminder, channel, facts.timezone, policy, now, context)
         if wait is not None:
             later, why = wait
@@ -436,6 +472,38 @@ class Dispatcher:
 
     # --- sending ---------------------------------------------------------------------------
 
+    def _send_and_record(self, sends: list[_Send]) -> list[str]:
+        """Send ``concurrency`` at a time and record what has come back, in groups.
+
+        At most ``max_unrecorded`` messages are ever out (sent or being sent) and not yet
+        recorded: that bounds what a crash can re-send. Recording waits for ``concurrency``
+        results (or for the last ones out), and takes everything that has come back by then, so
+        groups stay small when the provider is slow — each result is recorded about as soon as
+        it arrives — and grow up to ``max_unrecorded`` only when recording is what holds the
+        worker back (a fast provider, a burst): fewer, larger transactions exactly then.
+        """
+        step = self.settings.concurrency
+        limit = max(step, self.settings.max_unrecorded)
+        outcomes: list[str] = []
+        waiting = iter(sends)
+        pool = ThreadPoolExecutor(max_workers=step)
+        try:
+            out: set[Future[_Result]] = set()
+            while True:
+                while len(out) < limit and (send := next(waiting, None)) is not None:
+                    out.add(pool.submit(self._send, send))
+                if not out:
+                    break
+                back: list[Future[_Result]] = []
+                while out and len(back) < step:
+                    done, out = wait(out, return_when=FIRST_COMPLETED)
+                    back += done
+                outcomes += self._record([future.result() for future in back])
+        finally:
+            # When recording fails, what has not started is not sent at all.
+            pool.shutdown(wait=True, cancel_futures=True)
+        return outcomes
+
     def _send(self, send: _Send) -> _Result:
         channel = send.message.channel
         senders = self.senders
@@ -484,46 +552,70 @@ class Dispatcher:
     # --- recording outcomes ----------------------------------------------------------------
 
     def _record(self, results: list[_Result]) -> list[str]:
-        """Record every send's outcome in one transaction."""
+        """Record every send's outcome in one transaction.
+
+        Sent reminders are marked with one guarded ``UPDATE … RETURNING``: only rows not yet
+        marked sent change, and only those get a message in the thread — a twin attempt (a
+        lease that expired while we sent) that recorded it first wins, and the key made it
+        one message. The rare failures go through the ORM, one row at a time.
+        """
         if not results:
             return []
         now = self.clock()
-        outcomes: list[str] = []
-        with self.runtime.transaction() as session:
-            rows = {
-                r.id: r
-                for r in session.scalars(
-                    select(Reminder).where(Reminder.id.in_([x.send.reminder_id for x in results]))
-                )
-            }
-            log_book = MessageLog.load(
-                session, [(x.send.message, x.result) for x in results if x.result is not None]
-            )
-            for item in results:
-                reminder = rows[item.send.reminder_id]
-                if item.result is not None:
-                    outcomes.append(self._sent(reminder, item, log_book, now))
-                elif item.permanent is not None:
-                    outcomes.append(self._permanent_failure(reminder, item))
-                else:
-                    outcomes.append(self._transient_failure(reminder, item.transient or "", now))
+        sent = [item for item in results if item.result is not None]
+        failed = [item for item in results if item.result is None]
+        outcomes = ["sent"] * len(sent)
+        with self._transaction() as session:
+            if sent:
+                self._mark_sent(session, sent, now)
+            if failed:
+                rows = {
+                    r.id: r
+                    for r in session.scalars(
+                        select(Reminder).where(
+                            Reminder.id.in_([x.send.reminder_id for x in failed])
+                        )
+                    )
+                }
+                for item in failed:
+                    reminder = rows[item.send.reminder_id]
+                    if item.permanent is not None:
+                        outcomes.append(self._permanent_failure(reminder, item))
+                    else:
+                        outcomes.append(
+                            self._transient_failure(reminder, item.transient or "", now)
+                        )
         return outcomes
 
-    def _sent(self, reminder: Reminder, item: _Result, log_book: MessageLog, now: datetime) -> str:
-        assert item.result is not None
-        if reminder.state in (ReminderState.SENT.value, ReminderState.DELIVERED.value):
-            return "sent"  # a twin attempt recorded it first; the key made it one message
-        reminder.state = (
-            ReminderState.DELIVERED.value
-            if item.result.status == "delivered"
-            else ReminderState.SENT.value
+    def _mark_sent(self, session: Session, sent: list[_Result], now: datetime) -> None:
+        by_id = {item.send.reminder_id: item for item in sent}
+        ids = sorted(by_id)
+        states, provider_ids = [], []
+        for reminder_id in ids:
+            result = by_id[reminder_id].result
+            assert result is not None
+            delivered = result.status == "delivered"
+            states.append((ReminderState.DELIVERED if delivered else ReminderState.SENT).value)
+            provider_ids.append(result.provider_message_id)
+        if is_postgres(session):
+            statement = _MARK_SENT_PG
+            params: dict[str, Any] = {"ids": ids, "states": states, "pids": provider_ids}
+        else:
+            statement = _mark_sent_statement(len(ids))
+            params = {f"i{n}": reminder_id for n, reminder_id in enumerate(ids)}
+            params.update({f"s{n}": state for n, state in enumerate(states)})
+            params.update({f"p{n}": pid for n, pid in enumerate(provider_ids)})
+        params["now"] = now
+        changed = set(session.connection().scalars(statement, params))
+        log_sent(
+            session,
+            [
+                SentMessage(item.send.message, item.send.appointment_id, item.result)
+                for reminder_id in ids
+                if reminder_id in changed and (item := by_id[reminder_id]).result is not None
+            ],
+            now,
         )
-        reminder.sent_at = now
-        reminder.provider_message_id = item.result.provider_message_id
-        reminder.reason = None
-        reminder.claimed_by = None
-        log_book.add(item.send.message, item.send.appointment_id, item.result, now)
-        return "sent"
 
     def _transient_failure(self, reminder: Reminder, reason: str, now: datetime) -> str:
         if reminder.state != ReminderState.CLAIMED.value:
@@ -567,6 +659,69 @@ _PURPOSE = {
     ReminderKind.MISSED_FOLLOWUP: Purpose.MISSED_FOLLOWUP,
     ReminderKind.CANCELLATION_FOLLOWUP: Purpose.CANCELLATION_FOLLOWUP,
 }
+
+
+def _load_consents(session: Session, patients: list[Patient]) -> None:
+    """Every patient's consents in one query (``patient_id = ANY(:ids)`` on PostgreSQL, where
+    ``selectinload`` would send a new statement text with an ``IN`` list per batch)."""
+    found: dict[int, list[PatientConsent]] = {patient.id: [] for patient in patients}
+    for consent in session.scalars(
+        select(PatientConsent).where(one_of(session, PatientConsent.patient_id, list(found)))
+    ):
+        found[consent.patient_id].append(consent)
+    for patient in patients:
+        set_committed_value(patient, "consents", found[patient.id])
+
+
+_SENT_ROWS = unnest(
+    ("id", int_array("ids")), ("state", text_array("states")), ("pid", text_array("pids"))
+)
+# PostgreSQL: ``UPDATE reminders SET state = v.state, … FROM unnest(:ids, :states, :pids) AS v
+# WHERE reminders.id = v.id AND state NOT IN ('sent', 'delivered') RETURNING id``.
+_MARK_SENT_PG = (
+    update(Reminder)
+    .where(
+        Reminder.id == _SENT_ROWS.c.id,
+        Reminder.state.notin_([ReminderState.SENT.value, ReminderState.DELIVERED.value]),
+    )
+    .values(
+        state=_SENT_ROWS.c.state,
+        provider_message_id=_SENT_ROWS.c.pid,
+        sent_at=bindparam("now", type_=UTCDateTime()),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+        reason=None,
+        claimed_by=None,
+    )
+    .returning(Reminder.id)
+)
+
+
+@lru_cache(maxsize=128)
+def _mark_sent_statement(size: int) -> Any:
+    """SQLite: ``UPDATE reminders SET state = CASE WHEN id = :i0 THEN :s0 …, provider_message_id
+    = … WHERE id IN (:i0, …) AND state NOT IN ('sent', 'delivered') RETURNING id`` for ``size``
+    rows, built once per size (each group then costs SQLAlchemy a cache look-up, not a build)."""
+    ids = [bindparam(f"i{n}", type_=Integer) for n in range(size)]
+    return (
+        update(Reminder)
+        .where(
+            Reminder.id.in_(ids),
+            Reminder.state.notin_([ReminderState.SENT.value, ReminderState.DELIVERED.value]),
+        )
+        .values(
+            state=case(
+                *[(Reminder.id == ids[n], bindparam(f"s{n}", type_=String)) for n in range(size)]
+            ),
+            provider_message_id=case(
+                *[(Reminder.id == ids[n], bindparam(f"p{n}", type_=String)) for n in range(size)]
+            ),
+            sent_at=bindparam("now", type_=UTCDateTime()),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+            reason=None,
+            claimed_by=None,
+        )
+        .returning(Reminder.id)
+    )
 
 
 def _finish(reminder: Reminder, state: ReminderState, reason: str) -> str:

@@ -7,14 +7,14 @@ rows already claimed, sent, delivered or failed are history and never touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from frontdesk.adapters.db.models import Appointment, Patient, Practice, Reminder
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
@@ -188,12 +188,12 @@ def _settled(row: Reminder) -> bool:
 def replan_practice(session: Session, practice: Practice, planning: Planning) -> int:
     """After a policy change: re-plan every appointment that has not started yet."""
     upcoming = session.scalars(
-        select(Appointment).where(
-            Appointment.practice_id == practice.id, Appointment.start_at > planning.now
-        )
+        select(Appointment)
+        .where(Appointment.practice_id == practice.id, Appointment.start_at > planning.now)
+        .options(selectinload(Appointment.patient))
+        .order_by(Appointment.id)
     ).all()
-    for appointment in upcoming:
-        replan(session, practice, appointment, planning)
+    replan_many(session, practice, upcoming, planning)
     return len(upcoming)
 
 
@@ -202,12 +202,35 @@ def replan_patient(
 ) -> None:
     """After a patient change (contact, consent, reminders off): re-plan their future sessions."""
     upcoming = session.scalars(
-        select(Appointment).where(
-            Appointment.patient_id == patient.id, Appointment.start_at > planning.now
-        )
-    )
-    for appointment in upcoming:
-        replan(session, practice, appointment, planning)
+        select(Appointment)
+        .where(Appointment.patient_id == patient.id, Appointment.start_at > planning.now)
+        .order_by(Appointment.id)
+    ).all()
+    replan_many(session, practice, upcoming, planning)
+
+
+REPLAN_CHUNK = 500
+
+
+def replan_many(
+    session: Session,
+    practice: Practice,
+    appointments: Sequence[Appointment],
+    planning: Planning,
+    *,
+    chunk_size: int = REPLAN_CHUNK,
+) -> None:
+    """``replan`` for many appointments, their existing rows loaded in one query per
+    ``chunk_size`` appointments instead of one per appointment."""
+    for first in range(0, len(appointments), chunk_size):
+        chunk = appointments[first : first + chunk_size]
+        existing: dict[int, list[Reminder]] = {appointment.id: [] for appointment in chunk}
+        for row in session.scalars(
+            select(Reminder).where(Reminder.appointment_id.in_(list(existing)))
+        ):
+            existing[row.appointment_id].append(row)
+        for appointment in chunk:
+            replan(session, practice, appointment, planning, existing=existing[appointment.id])
 
 
 def dry_run(

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from frontdesk.adapters.db.bulk import one_of
 from frontdesk.adapters.db.models import (
     Appointment,
     Reminder,
@@ -74,7 +75,7 @@ class SendContext:
         patients = {r.patient_id for r in reminders}
         for patient_id, sent_at in session.execute(
             select(Reminder.patient_id, Reminder.sent_at).where(
-                Reminder.patient_id.in_(patients),
+                one_of(session, Reminder.patient_id, list(patients)),
                 Reminder.kind == ReminderKind.STAGE.value,
                 Reminder.sent_at > now - timedelta(days=7),
             )
@@ -86,7 +87,7 @@ class SendContext:
             select(
                 Reminder.id, Reminder.appointment_id, Reminder.planned_start, Reminder.due_at
             ).where(
-                Reminder.appointment_id.in_(appointments),
+                one_of(session, Reminder.appointment_id, list(appointments)),
                 Reminder.kind == ReminderKind.STAGE.value,
                 Reminder.state.in_([ReminderState.SCHEDULED.value, ReminderState.CLAIMED.value]),
                 Reminder.due_at <= now,

@@ -295,6 +295,8 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_practice_last", "practice_id", "last_message_at"),
         Index("ix_conversations_patient_channel", "patient_id", "channel"),
+        # One thread per patient and channel: senders upsert it (INSERT … ON CONFLICT).
+        Index("ux_conversations_thread", "practice_id", "patient_id", "channel", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -163,63 +163,63 @@ def upgrade() -> None:
     op.create_index(
         "ix_consent_events_patient", "consent_events", ["patient_id", "created_at"], unique=False
     )
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("owner", sa.String(length=10), nullable=False, server_default="agent")
-        )
-        batch_op.add_column(
-            sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(sa.Column("escalated_at", TS, nullable=True))
-        batch_op.add_column(sa.Column("acknowledged_at", TS, nullable=True))
-        batch_op.add_column(sa.Column("address_sealed", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("address_lookup", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("last_inbound_at", TS, nullable=True))
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("purpose", sa.String(length=40), nullable=True))
-        batch_op.add_column(sa.Column("subject", sa.String(length=300), nullable=True))
-        batch_op.add_column(sa.Column("html_body", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("in_reply_to", sa.String(length=300), nullable=True))
-        batch_op.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("next_attempt_at", TS, nullable=True))
-        batch_op.add_column(sa.Column("claimed_by", sa.String(length=80), nullable=True))
-        batch_op.add_column(sa.Column("claim_expires_at", TS, nullable=True))
-        batch_op.add_column(sa.Column("error", sa.String(length=300), nullable=True))
-        batch_op.add_column(sa.Column("sent_at", TS, nullable=True))
-        batch_op.add_column(sa.Column("status_updated_at", TS, nullable=True))
-        batch_op.create_index(
-            "ix_messages_pending", ["delivery_status", "next_attempt_at"], unique=False
-        )
+    op.add_column(
+        "conversations",
+        sa.Column("owner", sa.String(length=10), nullable=False, server_default="agent"),
+    )
+    op.add_column(
+        "conversations",
+        sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("conversations", sa.Column("escalated_at", TS, nullable=True))
+    op.add_column("conversations", sa.Column("acknowledged_at", TS, nullable=True))
+    op.add_column("conversations", sa.Column("address_sealed", sa.Text(), nullable=True))
+    op.add_column("conversations", sa.Column("address_lookup", sa.String(length=64), nullable=True))
+    op.add_column("conversations", sa.Column("last_inbound_at", TS, nullable=True))
+    op.add_column("messages", sa.Column("purpose", sa.String(length=40), nullable=True))
+    op.add_column("messages", sa.Column("subject", sa.String(length=300), nullable=True))
+    op.add_column("messages", sa.Column("html_body", sa.Text(), nullable=True))
+    op.add_column("messages", sa.Column("in_reply_to", sa.String(length=300), nullable=True))
+    op.add_column(
+        "messages", sa.Column("attempts", sa.Integer(), nullable=False, server_default="0")
+    )
+    op.add_column("messages", sa.Column("next_attempt_at", TS, nullable=True))
+    op.add_column("messages", sa.Column("claimed_by", sa.String(length=80), nullable=True))
+    op.add_column("messages", sa.Column("claim_expires_at", TS, nullable=True))
+    op.add_column("messages", sa.Column("error", sa.String(length=300), nullable=True))
+    op.add_column("messages", sa.Column("sent_at", TS, nullable=True))
+    op.add_column("messages", sa.Column("status_updated_at", TS, nullable=True))
+    op.create_index(
+        "ix_messages_pending", "messages", ["delivery_status", "next_attempt_at"], unique=False
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index("ix_messages_pending")
-        for column in (
-            "status_updated_at",
-            "sent_at",
-            "error",
-            "claim_expires_at",
-            "claimed_by",
-            "next_attempt_at",
-            "attempts",
-            "in_reply_to",
-            "html_body",
-            "subject",
-            "purpose",
-        ):
-            batch_op.drop_column(column)
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        for column in (
-            "last_inbound_at",
-            "address_lookup",
-            "address_sealed",
-            "acknowledged_at",
-            "escalated_at",
-            "urgent",
-            "owner",
-        ):
-            batch_op.drop_column(column)
+    op.drop_index("ix_messages_pending", table_name="messages")
+    for column in (
+        "status_updated_at",
+        "sent_at",
+        "error",
+        "claim_expires_at",
+        "claimed_by",
+        "next_attempt_at",
+        "attempts",
+        "in_reply_to",
+        "html_body",
+        "subject",
+        "purpose",
+    ):
+        op.drop_column("messages", column)
+    for column in (
+        "last_inbound_at",
+        "address_lookup",
+        "address_sealed",
+        "acknowledged_at",
+        "escalated_at",
+        "urgent",
+        "owner",
+    ):
+        op.drop_column("conversations", column)
     op.drop_index("ix_consent_events_patient", table_name="consent_events")
     op.drop_table("consent_events")
     op.drop_table("action_links")

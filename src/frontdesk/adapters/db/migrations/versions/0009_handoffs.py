@@ -165,17 +165,16 @@ def upgrade() -> None:
     op.create_index(
         "ix_rebooking_links_patient", "rebooking_links", ["patient_id", "created_at"], unique=False
     )
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("needs_attention", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(sa.Column("assigned_to", sa.String(length=200), nullable=True))
+    op.add_column(
+        "conversations",
+        sa.Column("needs_attention", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("conversations", sa.Column("assigned_to", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.drop_column("assigned_to")
-        batch_op.drop_column("needs_attention")
+    op.drop_column("conversations", "assigned_to")
+    op.drop_column("conversations", "needs_attention")
     op.drop_index("ix_rebooking_links_patient", table_name="rebooking_links")
     op.drop_table("rebooking_links")
     op.drop_index("ix_conversation_notes_conversation", table_name="conversation_notes")
