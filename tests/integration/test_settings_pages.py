@@ -12,11 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from conftest import make_settings
 from frontdesk.adapters.db.channel_models import MessageTemplate
 from frontdesk.adapters.db.models import ApiKey, AuditEvent, Practice
 from frontdesk.bootstrap import Runtime
+from frontdesk.config import Settings
 from frontdesk.services import dashboard, handoff, reminders, templates, webchat
-from staff_support import add_staff, signed_in
+from staff_support import FAST_HASHING, add_staff, signed_in
 
 PAGES = [
     "/settings/practice",
@@ -32,6 +34,11 @@ PAGES = [
     "/settings/audit",
 ]
 TWILIO_TOKEN = "f00dfacecafebeef0123456789abcdef"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url, **FAST_HASHING)
 
 
 @pytest.fixture
