@@ -423,3 +423,33 @@ def test_audit_log_lists_filters_and_exports_with_the_address(
     with runtime.transaction() as session:
         actions = set(session.scalars(select(AuditEvent.action)))
     assert "audit.exported" in actions
+
+
+def test_opening_a_thread_is_audited_without_phi(
+    app_client: TestClient, runtime: Runtime, admin: str
+) -> None:
+    from datetime import timedelta
+
+    from frontdesk.adapters.db.models import Conversation
+    from frontdesk.domain.times import now_utc
+    from integration.test_handoff import _receive
+    from integration.test_reminders_flow import Clock, put
+
+    clock = Clock(now_utc() - timedelta(minutes=5))
+    put(runtime, clock, clock.now + timedelta(days=2), announce=False)
+    _receive(runtime, clock, "other: is there parking?", "SM1")
+    with runtime.transaction() as session:
+        conversation_id = session.scalars(select(Conversation.id)).one()
+    assert app_client.get(f"/inbox/{conversation_id}").status_code == 200
+    with runtime.transaction() as session:
+        viewed = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "conversation.viewed")
+        ).one()
+        assert (viewed.actor, viewed.entity_type, viewed.entity_id) == (
+            "staff:admin@example.com",
+            "conversation",
+            conversation_id,
+        )
+        assert viewed.details == {"ip": "testclient"}
+    log = app_client.get("/settings/audit?action=conversation.viewed").text
+    assert 'data-action="conversation.viewed"' in log and "Avery" not in log
