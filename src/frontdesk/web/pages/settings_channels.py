@@ -151,7 +151,8 @@ async def save_channel(request: Request, staff: Admin, channel: str, provider: s
 def _knowledge_page(session: Session, runtime: Runtime, practice: Practice) -> dict[str, Any]:
     return {
         "documents": knowledge.list_documents(session, practice.id),
-        "max_bytes": runtime.settings.kb_max_document_bytes,
+        # An upload is one request body, bounded by FRONTDESK_MAX_BODY_BYTES as well.
+        "max_bytes": min(runtime.settings.kb_max_document_bytes, runtime.settings.max_body_bytes),
     }
 
 
