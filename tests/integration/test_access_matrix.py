@@ -386,6 +386,27 @@ def test_a_clinician_sees_only_their_own_patients_threads(world: World) -> None:
         assert "Avery" not in response.text
 
 
+# Unsafe methods that only read (a read-only key may use them).
+READING_POSTS = {("POST", "/api/v1/knowledge/ask"), ("POST", "/api/v1/templates/preview")}
+
+
+def test_a_read_only_key_cannot_change_anything(
+    settings: Settings, runtime: Runtime, world: World
+) -> None:
+    world.keys["a_read"] = new_api_key(runtime, "default", can_write=False)
+    tried = 0
+    for method, path in app_routes(settings, runtime):
+        if not path.startswith(API_PREFIX):
+            continue
+        response = call(world, "key_a_read", method, path)
+        if method == "GET" or (method, path) in READING_POSTS:
+            assert response.status_code != 403, (method, path)
+        else:
+            assert response.status_code == 403, (method, path, response.status_code)
+            tried += 1
+    assert tried > 20
+
+
 # Path parameters that name one of A's rows: B must get 404 and change nothing.
 A_ROW_IDS = {
     "conversation_id",
