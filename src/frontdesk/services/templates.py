@@ -152,6 +152,26 @@ def privacy(practice: Practice) -> dict[str, bool]:
     }
 
 
+def set_privacy(practice: Practice, values: dict[str, Any]) -> dict[str, bool]:
+    """Change the privacy switches: ``show_practice_name`` / ``show_clinician_name`` (off: a
+    message says "Your care team" and names no clinician)."""
+    current = privacy(practice)
+    errors = [
+        FieldError(key, f"unknown switch; one of {sorted(current)}")
+        for key in values
+        if key not in current
+    ]
+    errors += [
+        FieldError(key, "true or false")
+        for key, value in values.items()
+        if key in current and not isinstance(value, bool)
+    ]
+    if errors:
+        raise ValidationFailed(errors)
+    practice.settings = {**(practice.settings or {}), "privacy": {**current, **values}}
+    return privacy(practice)
+
+
 _CARE_TEAM = {"en": "Your care team", "es": "Su equipo de atención"}
 
 

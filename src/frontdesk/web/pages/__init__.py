@@ -21,7 +21,7 @@ from frontdesk.services.queries import AgendaDay
 from frontdesk.services.staff import Staff
 from frontdesk.services.views import practice_view
 from frontdesk.web.access import CurrentStaff
-from frontdesk.web.pages import auth, dashboard, inbox, links, outbox, users
+from frontdesk.web.pages import auth, dashboard, inbox, links, outbox, settings, users
 from frontdesk.web.pages.shared import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -31,6 +31,7 @@ router.include_router(inbox.router)
 router.include_router(dashboard.router)
 router.include_router(auth.router)
 router.include_router(users.router)
+router.include_router(settings.router)
 
 
 def _home_context(runtime: Runtime, slug: str | None, staff: Staff) -> dict[str, Any]:

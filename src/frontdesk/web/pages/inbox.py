@@ -24,6 +24,7 @@ from frontdesk.services.chores import message_sender
 from frontdesk.services.reminders import Planning
 from frontdesk.services.staff import Staff, visible_patient_ids
 from frontdesk.web.access import CurrentStaff, require_role
+from frontdesk.web.pages.settings_audit import record_view
 from frontdesk.web.pages.shared import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -140,6 +141,7 @@ async def thread(request: Request, staff: CurrentStaff, conversation_id: int) ->
             practice = _practice(session, staff)
             _visible(session, staff, conversation_id)
             context = inbox.thread(session, practice, conversation_id, runtime.cipher, now_utc())
+            record_view(session, request, staff, conversation_id)
             context.update(practice=practice, channels=[c.value for c in Channel], now=now_utc())
             return context
 
