@@ -65,6 +65,8 @@ PUBLIC_WHY = {
     "/widget.js": "the web chat script practices paste on their sites",
     "/widget/api/{slug}": "the widget: a visitor's conversation token, origin checks, rate limits",
     "/chat-demo": "the demo page for the widget",
+    "/demo/scheduler/": "the demo's stand-in scheduling system: 404 outside demo mode, and "
+    "every request's signature is checked",
     "/webhooks/": "providers' callbacks: each verifies the provider's signature or secret token",
     "/static": "CSS and vendored htmx",
     "/docs": "API documentation (no data)",
@@ -101,6 +103,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/inbox/{conversation_id}/note"): STAFF,
     ("POST", "/inbox/{conversation_id}/reply"): STAFF,
     ("POST", "/inbox/{conversation_id}/state"): STAFF,
+    ("POST", "/inbox/{conversation_id}/redeliver/{delivery_id}"): DESK,
+    ("POST", "/demo/scheduler/{slug}/{rest:path}"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): STAFF,
@@ -273,6 +277,10 @@ def world(settings: Settings, runtime: Runtime) -> Iterator[World]:
         "language": "en",
         "delivery_id": "1",
         "rest": "sessions",
+        # Custom actions (merged after this test was written): the built-in action's name, and
+        # a run id that practice B must not be able to read.
+        "name": "no_show_reminder",
+        "run_id": "1",
     }
     keys = {"a": new_api_key(runtime, "default"), "b": new_api_key(runtime, "beta")}
     clients: dict[str, TestClient] = {}
@@ -387,7 +395,11 @@ def test_a_clinician_sees_only_their_own_patients_threads(world: World) -> None:
 
 
 # Unsafe methods that only read (a read-only key may use them).
-READING_POSTS = {("POST", "/api/v1/knowledge/ask"), ("POST", "/api/v1/templates/preview")}
+READING_POSTS = {
+    ("POST", "/api/v1/knowledge/ask"),
+    ("POST", "/api/v1/templates/preview"),
+    ("POST", "/api/v1/actions/validate"),  # checks a spec, stores nothing
+}
 
 
 def test_a_read_only_key_cannot_change_anything(
