@@ -3,9 +3,10 @@ the inbound path (stored, understood) and the running action gets it first."""
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from frontdesk.adapters.db.models import Appointment, Patient
+from frontdesk.adapters.db.models import Appointment, Conversation, Patient
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
 from frontdesk.services import inbound_messages, practices
@@ -20,6 +21,7 @@ from integration.action_support import (
 )
 from integration.test_actions_builtin import _remind
 from integration.test_reminders_flow import T0, Clock
+from staff_support import add_staff, signed_in
 
 
 def _says(runtime: Runtime, clock: Clock, text: str, channel: Channel | None = None) -> str:
@@ -38,7 +40,7 @@ def _says(runtime: Runtime, clock: Clock, text: str, channel: Channel | None = N
     ).action
 
 
-def test_no_show_action_through_the_inbound_path(runtime: Runtime) -> None:
+def test_no_show_action_through_the_inbound_path(runtime: Runtime, app_client: TestClient) -> None:
     clock = Clock(T0)
     _remind(runtime, clock)
     with scheduler_server() as scheduler:
@@ -60,6 +62,16 @@ def test_no_show_action_through_the_inbound_path(runtime: Runtime) -> None:
     with runtime.transaction() as session:
         assert session.scalars(select(Appointment.confirmation)).one() == "confirmed"
     assert run_state(runtime) == ("done", "completed")
+
+    # Staff see the run step by step in the thread, with the webhook redacted.
+    add_staff(runtime)
+    signed_in(app_client)
+    with runtime.transaction() as session:
+        conversation_id = session.scalars(select(Conversation.id)).first()
+    page = app_client.get(f"/inbox/{conversation_id}").text
+    assert "no_show_reminder · done · completed" in page
+    assert "webhook_call · ok" in page and "[redacted]" in page
+    assert "1990" not in page.split('id="runs"')[1].split("</section>")[0]
 
 
 def test_a_crisis_mid_action_stops_it_and_reaches_a_person(runtime: Runtime) -> None:

@@ -453,3 +453,29 @@ def test_opening_a_thread_is_audited_without_phi(
         assert viewed.details == {"ip": "testclient"}
     log = app_client.get("/settings/audit?action=conversation.viewed").text
     assert 'data-action="conversation.viewed"' in log and "Avery" not in log
+
+
+def test_the_actions_editor_shows_errors_with_line_and_column(
+    app_client: TestClient, runtime: Runtime
+) -> None:
+    add_staff(runtime, "boss@example.com", role="admin")
+    csrf = signed_in(app_client, "boss@example.com")
+    broken = "name: broken\ntrigger:\n  event: nope\nsteps: []\n"
+    page = app_client.post("/settings/actions", data={"source": broken, "csrf_token": csrf})
+    assert page.status_code == 422
+    assert "line 3, column" in page.text
+    good = (
+        "name: say_hello\n"
+        "description: greet\n"
+        "trigger:\n  event: manual\n"
+        "steps:\n  - type: handoff\n    reason: action\n"
+    )
+    saved = app_client.post(
+        "/settings/actions", data={"source": good, "csrf_token": csrf, "enabled": "1"}
+    )
+    assert saved.status_code == 200, saved.text
+    assert "Saved say_hello" in saved.text
+    off = app_client.post(
+        "/settings/actions/say_hello/enabled", data={"enabled": "0", "csrf_token": csrf}
+    )
+    assert "say_hello is off" in off.text

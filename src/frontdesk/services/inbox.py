@@ -224,6 +224,7 @@ def thread(
         select(Handoff).where(Handoff.conversation_id.in_(ids)).order_by(Handoff.created_at)
     ).all()
     sync = _scheduler_sync(session, [a.id for a in appointments])
+    runs = _action_runs(session, practice, ids, patient.id if patient else None)
     windows = {
         c.channel: bool(c.last_inbound_at and now - c.last_inbound_at <= outgoing.WHATSAPP_WINDOW)
         for c in conversations
@@ -279,6 +280,7 @@ def thread(
         ],
         "notes": [{"author": n.author, "body": n.body, "at": n.created_at} for n in notes],
         "sync": sync,
+        "runs": runs,
         "handoffs": [
             {
                 "reason": h.reason,
@@ -290,6 +292,26 @@ def thread(
             for h in handoffs
         ],
     }
+
+
+def _action_runs(
+    session: Session, practice: Practice, conversation_ids: list[int], patient_id: int | None
+) -> list[dict[str, Any]]:
+    """The custom-action runs of this thread, step by step (their logs are already redacted)."""
+    from frontdesk.adapters.db.action_models import ActionRun
+    from frontdesk.services import actions
+
+    query = select(ActionRun.id).where(ActionRun.practice_id == practice.id)
+    if patient_id is not None:
+        query = query.where(
+            or_(ActionRun.conversation_id.in_(conversation_ids), ActionRun.patient_id == patient_id)
+        )
+    else:
+        query = query.where(ActionRun.conversation_id.in_(conversation_ids))
+    return [
+        actions.run_view(session, practice, run_id)
+        for run_id in session.scalars(query.order_by(ActionRun.id.desc()).limit(10))
+    ]
 
 
 def _scheduler_sync(session: Session, appointment_ids: list[int]) -> list[dict[str, Any]]:

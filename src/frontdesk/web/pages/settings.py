@@ -20,6 +20,7 @@ from frontdesk.services import dashboard, handoff, practices, reminders, templat
 from frontdesk.services.practices import PracticeProfile
 from frontdesk.services.reminders import Planning
 from frontdesk.web.pages import (
+    settings_actions,
     settings_audit,
     settings_channels,
     settings_integrations,
@@ -32,6 +33,7 @@ router.include_router(settings_templates.router)
 router.include_router(settings_channels.router)
 router.include_router(settings_integrations.router)
 router.include_router(settings_audit.router)
+router.include_router(settings_actions.router)
 
 Text = Annotated[str, Form(max_length=2000)]
 

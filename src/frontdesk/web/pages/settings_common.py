@@ -34,6 +34,7 @@ SECTIONS = (
     ("on-call", "On-call"),
     ("api-keys", "API keys"),
     ("webhooks", "Webhooks"),
+    ("actions", "Custom actions"),
     ("widget", "Widget and prices"),
     ("audit", "Audit log"),
 )
