@@ -16,7 +16,6 @@ from frontdesk.domain.times import now_utc
 from frontdesk.services import actions
 
 router = APIRouter(include_in_schema=False)
-_applied: set[str] = set()
 
 
 @router.post("/demo/scheduler/{slug}/{rest:path}")
@@ -39,6 +38,10 @@ async def receive(request: Request, slug: str, rest: str) -> JSONResponse:
     if not valid:
         return JSONResponse({"ok": False}, status_code=401)
     key = request.headers.get("Idempotency-Key", "")
-    first = key not in _applied
-    _applied.add(key)
+    # Remembered per app (a real scheduling system keeps them in its database).
+    applied: set[str] | None = getattr(request.app.state, "demo_scheduler_keys", None)
+    if applied is None:
+        applied = request.app.state.demo_scheduler_keys = set()
+    first = key not in applied
+    applied.add(key)
     return JSONResponse({"ok": True, "reference": key, "applied": first})
