@@ -456,3 +456,62 @@ def test_whatsapp_text_outside_the_window_falls_back_to_another_channel(
     with runtime.transaction() as session:
         refused = session.get(Message, message_id)
         assert refused is not None and "sent by sms instead" in (refused.error or "")
+
+
+def test_outside_the_window_staff_can_send_an_approved_whatsapp_template(
+    runtime: Runtime,
+) -> None:
+    from frontdesk.adapters.db.models import Patient
+    from frontdesk.domain.channels import Channel
+    from frontdesk.services import inbox
+    from frontdesk.services.chores import message_sender
+    from frontdesk.services.replies import thread_for
+
+    with recording_server(Reply(200, b'{"messages": [{"id": "wamid.t"}]}')) as meta:
+        _account(
+            runtime,
+            "whatsapp",
+            "whatsapp_cloud",
+            {
+                "phone_number_id": "1234567890",
+                "access_token": "meta-token",
+                "app_secret": APP_SECRET,
+                "verify_token": "verify-me",
+                "base_url": meta.base_url,
+            },
+        )
+        now = now_utc()
+        put(
+            runtime,
+            Clock(now - timedelta(hours=1)),
+            now + timedelta(days=5),
+            announce=False,
+            patient={"preferred_channel": "whatsapp", "consent": {"whatsapp": True}},
+        )
+        with runtime.transaction() as session:
+            practice = session.scalars(select(Practice)).one()
+            patient = session.scalars(select(Patient)).one()
+            conversation = thread_for(
+                session, runtime.cipher, practice, patient, Channel.WHATSAPP, None
+            )
+            session.flush()
+            message = inbox.reply(
+                session,
+                practice,
+                conversation.id,
+                text="",
+                channel=Channel.WHATSAPP,
+                who="staff",
+                cipher=runtime.cipher,
+                now=now,
+                template="booking_confirmation",
+            )
+            session.flush()
+            message_id = message.id
+        message_sender(runtime).send_now([message_id])
+        [sent] = meta.requests
+    body = json.loads(sent.body)
+    assert body["type"] == "template" and body["template"]["name"] == "appointment_booked"
+    params = body["template"]["components"][0]["parameters"]
+    assert params[0]["text"] == "Avery"
+    assert _thread(runtime)[-1][2] == "queued"  # accepted by Meta; statuses follow

@@ -31,10 +31,13 @@ from frontdesk.adapters.db.webhook_models import WebhookDelivery, WebhookEvent
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
 from frontdesk.domain.messages import format_when
+from frontdesk.domain.templates import WHATSAPP_TEMPLATES, Purpose
 from frontdesk.services import audit, handoff, outgoing
 from frontdesk.services.appointment_answers import ANSWERS, apply_answer
 from frontdesk.services.reminders import Planning
 from frontdesk.services.replies import thread_for
+from frontdesk.services.templates import TemplateBook, context_for
+from frontdesk.services.templates import render as render_template
 
 FILTERS = ("all", "urgent", "attention", "mine")
 STATUSES = ("open", "pending", "resolved")
@@ -246,6 +249,7 @@ def thread(
         "status": _status_of(list(conversations)),
         "assigned_to": next((c.assigned_to for c in conversations if c.assigned_to), None),
         "whatsapp_window_open": windows.get(Channel.WHATSAPP.value, False),
+        "whatsapp_templates": [p.value for p in WHATSAPP_TEMPLATES],
         "messages": [
             {
                 "id": m.id,
@@ -369,9 +373,17 @@ def reply(
     who: str,
     cipher: FieldCipher,
     now: datetime,
+    template: str | None = None,
 ) -> Message:
     """Queue a staff reply on the patient's chosen channel (sent after commit, honouring their
-    consent and WhatsApp's 24-hour window; a refusal shows on the message with its reason)."""
+    consent and WhatsApp's 24-hour window; a refusal shows on the message with its reason).
+
+    ``template`` (a purpose with an approved WhatsApp template, e.g. ``booking_confirmation``)
+    sends that template instead of free text: what WhatsApp allows outside its window."""
+    if template:
+        return _reply_with_template(
+            session, practice, conversation_id, template, channel, who, cipher, now
+        )
     if not text.strip():
         raise ValidationFailed([FieldError("text", "the reply is empty")])
     conversations = conversations_of(session, practice, conversation_id)
@@ -399,6 +411,69 @@ def reply(
         entity_type="conversation",
         entity_id=target.id,
         details={"channel": channel.value},
+    )
+    return message
+
+
+def _reply_with_template(
+    session: Session,
+    practice: Practice,
+    conversation_id: int,
+    template: str,
+    channel: Channel,
+    who: str,
+    cipher: FieldCipher,
+    now: datetime,
+) -> Message:
+    try:
+        purpose = Purpose(template)
+    except ValueError:
+        purpose = None
+    if purpose not in WHATSAPP_TEMPLATES:
+        raise ValidationFailed(
+            [FieldError("template", f"one of {[p.value for p in WHATSAPP_TEMPLATES]}")]
+        )
+    conversations = conversations_of(session, practice, conversation_id)
+    if conversations[0].patient_id is None:
+        raise ValidationFailed([FieldError("template", "templates need a patient's record")])
+    patient = session.get(Patient, conversations[0].patient_id)
+    assert patient is not None
+    appointment = session.scalar(
+        select(Appointment)
+        .where(Appointment.patient_id == patient.id, Appointment.start_at > now)
+        .order_by(Appointment.start_at)
+        .limit(1)
+    )
+    target = thread_for(session, cipher, practice, patient, channel, None)
+    text = TemplateBook.load(session, practice.id).text_for(
+        purpose, channel.value, patient.language
+    )
+    values = context_for(
+        practice=practice,
+        channel=channel.value,
+        language=patient.language,
+        patient_name=patient.name,
+        patient_preferred_name=patient.preferred_name,
+        tz_name=patient.timezone or practice.timezone,
+        appointment=appointment,
+    )
+    body = render_template(text, values).body
+    message = outgoing.queue_message(
+        session,
+        conversation=target,
+        purpose=purpose.value,
+        body=body,
+        appointment_id=appointment.id if appointment else None,
+        now=now,
+    )
+    audit.record(
+        session,
+        practice_id=practice.id,
+        actor=who,
+        action="conversation.staff_template",
+        entity_type="conversation",
+        entity_id=target.id,
+        details={"channel": channel.value, "template": purpose.value},
     )
     return message
 

@@ -21,11 +21,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from frontdesk.adapters.channels.base import ChannelSender, OutboundMessage, SendResult
-from frontdesk.adapters.db.models import Conversation, Message, Patient, Practice
+from frontdesk.adapters.channels.base import (
+    ChannelSender,
+    OutboundMessage,
+    SendResult,
+    WhatsAppTemplate,
+)
+from frontdesk.adapters.db.models import Appointment, Conversation, Message, Patient, Practice
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.errors import OutsideServiceWindow, PermanentError, TransientError
+from frontdesk.domain.messages import language_of
+from frontdesk.domain.templates import Purpose
 from frontdesk.domain.times import now_utc
 from frontdesk.services import consent
 from frontdesk.services.patients import contact_of
@@ -247,8 +254,57 @@ class MessageSender:
                 # WhatsApp takes free-form text only within 24 h of the patient's last message;
                 # the channel refuses it otherwise (OutsideServiceWindow, recorded as failed).
                 last_inbound_at=conversation.last_inbound_at,
+                whatsapp_template=self._template(session, message, patient, practice, now)
+                if channel == Channel.WHATSAPP
+                else None,
             )
             return _Ready(message.id, outbound, sender)
+
+    def _template(
+        self,
+        session: Session,
+        message: Message,
+        patient: Patient | None,
+        practice: Practice,
+        now: datetime,
+    ) -> WhatsAppTemplate | None:
+        """Outside WhatsApp's 24-hour window a message whose purpose has an approved template
+        goes as that template (first name and date and time as its parameters)."""
+        conversation = message.conversation
+        window_open = (
+            conversation.last_inbound_at is not None
+            and now - conversation.last_inbound_at <= WHATSAPP_WINDOW
+        )
+        if window_open or patient is None or message.purpose is None:
+            return None
+        try:
+            purpose = Purpose(message.purpose)
+        except ValueError:
+            return None
+        from frontdesk.services.templates import TemplateBook, context_for
+
+        text = TemplateBook.load(session, practice.id).text_for(
+            purpose, Channel.WHATSAPP.value, patient.language
+        )
+        if not text.whatsapp_template:
+            return None
+        appointment = (
+            session.get(Appointment, message.appointment_id) if message.appointment_id else None
+        )
+        values = context_for(
+            practice=practice,
+            channel=Channel.WHATSAPP.value,
+            language=patient.language,
+            patient_name=patient.name,
+            patient_preferred_name=patient.preferred_name,
+            tz_name=patient.timezone or practice.timezone,
+            appointment=appointment,
+        )
+        return WhatsAppTemplate(
+            name=text.whatsapp_template,
+            language=language_of(patient.language),
+            body_parameters=(values["first_name"] or "-", values["when"] or "-"),
+        )
 
     def _address(
         self,

@@ -153,8 +153,9 @@ async def reply(
     request: Request,
     staff: CurrentStaff,
     conversation_id: int,
-    text: Annotated[str, Form()],
     channel: Annotated[Channel, Form()],
+    text: Annotated[str, Form()] = "",
+    template: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     runtime = _runtime(request)
     who = _who(staff)
@@ -172,6 +173,7 @@ async def reply(
                 who=who,
                 cipher=runtime.cipher,
                 now=now_utc(),
+                template=template or None,
             )
             session.flush()
             message_id = message.id
