@@ -14,14 +14,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from frontdesk.adapters.channels.base import ChannelSender
-from frontdesk.adapters.channels.outbox import OutboxChannel
-from frontdesk.adapters.channels.webchat import WebchatChannel
 from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db import migrate
 from frontdesk.adapters.db.engine import make_engine, make_session_factory
 from frontdesk.config import Settings
-from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import ConfigurationError
 from frontdesk.services import audit
 
@@ -116,15 +112,3 @@ def build_runtime(settings: Settings, *, upgrade: bool = False) -> Runtime:
     sessions = make_session_factory(engine)
     audit.install(sessions)
     return Runtime(settings=settings, engine=engine, sessions=sessions, cipher=cipher)
-
-
-def build_senders(runtime: Runtime) -> dict[Channel, ChannelSender]:
-    """The channel each kind of message goes out on. Until real providers are configured
-    (the channels issue), every channel is the local outbox."""
-    outbox = OutboxChannel(runtime.sessions, runtime.cipher)
-    return {
-        Channel.SMS: outbox,
-        Channel.EMAIL: outbox,
-        Channel.WHATSAPP: outbox,
-        Channel.WEBCHAT: WebchatChannel(),
-    }

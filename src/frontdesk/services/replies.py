@@ -81,18 +81,6 @@ class Interpretation:
 Interpreter = Callable[[str, Channel], Interpretation]
 
 
-def keywords_only(*, cancel_is_opt_out: bool) -> Interpreter:
-    """Keyword replies alone: every other message waits for a person."""
-
-    def interpret(text: str, channel: Channel) -> Interpretation:
-        found = keyword(text, channel=channel.value, cancel_is_opt_out=cancel_is_opt_out)
-        if found is None:
-            return Interpretation("other")
-        return Interpretation(found.intent, carrier_cancel=found.carrier_cancel)
-
-    return interpret
-
-
 @dataclass
 class ReplyOutcome:
     duplicate: bool
