@@ -81,7 +81,5 @@ def test_a_crisis_mid_action_stops_it_and_reaches_a_person(runtime: Runtime) -> 
         configure(runtime, scheduler.url)
         assert Patient1(runtime, clock).worker().run_due() >= 1
         assert _says(runtime, clock, "I want to end my life") == "handoff:crisis"
-    state, outcome = run_state(runtime)
-    assert state not in ("collecting", "waiting_reply", "waiting_effect")
+    assert run_state(runtime) == ("interrupted", "crisis")
     assert any("988" in body for _channel, body in outbound(runtime))
-    assert outcome is not None

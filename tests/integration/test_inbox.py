@@ -135,6 +135,8 @@ def test_the_live_stream_says_when_an_urgent_thread_arrives(
                 data = next(lines)
                 assert data == 'data: {"urgent": 1, "new_urgent": true}'
                 break
+        else:
+            raise AssertionError("the stream ended without a change event")
 
 
 def test_the_review_queue_lists_and_resolves(

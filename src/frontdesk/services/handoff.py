@@ -271,7 +271,7 @@ class AlertSender:
             channel = Channel(alert.channel)
             message = OutboundMessage(
                 practice_id=alert.practice_id,
-                patient_id=0,
+                patient_id=None,
                 channel=channel,
                 to=self.runtime.cipher.open(alert.address_sealed) or "",
                 body=alert.body,

@@ -239,7 +239,7 @@ class MessageSender:
             assert practice is not None
             outbound = OutboundMessage(
                 practice_id=message.practice_id,
-                patient_id=conversation.patient_id or 0,
+                patient_id=conversation.patient_id,
                 channel=channel,
                 to=to,
                 body=message.body,

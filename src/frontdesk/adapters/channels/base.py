@@ -37,7 +37,7 @@ class OutboundMessage:
     WhatsApp."""
 
     practice_id: int
-    patient_id: int
+    patient_id: int | None  # None: a staff alert, or a sender on no patient's record
     channel: Channel
     to: str
     body: str

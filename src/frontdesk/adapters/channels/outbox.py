@@ -24,8 +24,7 @@ class OutboxChannel:
             with self._sessions() as session, session.begin():
                 row = OutboxMessage(
                     practice_id=message.practice_id,
-                    # Staff alerts and unknown senders have no patient record.
-                    patient_id=message.patient_id or None,
+                    patient_id=message.patient_id,
                     channel=message.channel.value,
                     to_sealed=self._cipher.seal(message.to) or "",
                     subject=message.subject,
