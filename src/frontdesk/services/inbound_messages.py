@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from frontdesk.adapters.channels.base import StatusUpdate
 from frontdesk.adapters.db.models import InboundWebhook, Message, Patient, Practice, Reminder
 from frontdesk.agent.understand import understand
 from frontdesk.bootstrap import Runtime
@@ -41,17 +42,6 @@ from frontdesk.services.replies import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """A provider's word on a message we sent: queued, sent, delivered, read, undelivered,
-    failed."""
-
-    provider_message_id: str
-    status: str
-    error_code: str | None = None
-    opted_out: bool = False  # the carrier says the recipient opted out (Twilio 21610, …)
 
 
 @dataclass
@@ -215,9 +205,11 @@ def apply_status(
     )
     if message is None or message.direction != Direction.OUTBOUND.value:
         return
-    if _RANK.get(change.status, 0) < _RANK.get(message.delivery_status or "pending", 0):
+    # A status the provider sent that we do not know is kept as it came, ranked lowest.
+    status = change.status.value if change.status is not None else change.raw_status
+    if _RANK.get(status, 0) < _RANK.get(message.delivery_status or "pending", 0):
         return
-    if change.opted_out:
+    if change.recipient_opted_out:
         conversation = message.conversation
         patient = session.get(Patient, conversation.patient_id) if conversation.patient_id else None
         if patient is not None:
@@ -230,11 +222,11 @@ def apply_status(
                 actor="system",
                 detail=f"provider error {change.error_code}",
             )
-    message.delivery_status = change.status
+    message.delivery_status = status
     message.status_updated_at = now_utc()
     if change.error_code:
         message.error = f"provider error {change.error_code}"[:300]
-    if change.status == "delivered":
+    if status == "delivered":
         session.execute(
             update(Reminder)
             .where(
@@ -245,7 +237,7 @@ def apply_status(
             .values(state=ReminderState.DELIVERED.value)
             .execution_options(synchronize_session=False)
         )
-    elif change.status in ("undelivered", "failed"):
+    elif status in ("undelivered", "failed"):
         session.execute(
             update(Reminder)
             .where(
@@ -255,7 +247,7 @@ def apply_status(
             )
             .values(
                 state=ReminderState.FAILED.value,
-                reason=f"the provider reports {change.status}"
+                reason=f"the provider reports {status}"
                 + (f" ({change.error_code})" if change.error_code else ""),
             )
             .execution_options(synchronize_session=False)

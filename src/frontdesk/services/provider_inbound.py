@@ -15,7 +15,7 @@ from frontdesk.adapters.channels.twilio_sms import parse_inbound, parse_status_c
 from frontdesk.adapters.channels.whatsapp import parse_webhook
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.times import now_utc
-from frontdesk.services.inbound_messages import Parsed, StatusUpdate, register
+from frontdesk.services.inbound_messages import Parsed, register
 from frontdesk.services.replies import Inbound
 
 
@@ -29,15 +29,6 @@ def inbound_of(message: provider.InboundMessage) -> Inbound:
         to_address=message.to_address or None,
         in_reply_to=message.in_reply_to,
         button=message.button_payload,
-    )
-
-
-def status_of(update: provider.StatusUpdate) -> StatusUpdate:
-    return StatusUpdate(
-        provider_message_id=update.provider_message_id,
-        status=update.status.value if update.status is not None else update.raw_status,
-        error_code=update.error_code,
-        opted_out=update.recipient_opted_out,
     )
 
 
@@ -56,7 +47,7 @@ def _twilio(payload: str) -> Parsed:
     form = dict(parse_qsl(body, keep_blank_values=True))
     if "Body" in form or form.get("SmsStatus") == "received":
         return Parsed(messages=[inbound_of(parse_inbound(form, received_at=received_at))])
-    return Parsed(statuses=[status_of(parse_status_callback(form))])
+    return Parsed(statuses=[parse_status_callback(form)])
 
 
 def _whatsapp(payload: str) -> Parsed:
@@ -64,7 +55,7 @@ def _whatsapp(payload: str) -> Parsed:
     hook = parse_webhook(body, received_at=received_at)
     return Parsed(
         messages=[inbound_of(m) for m in hook.messages],
-        statuses=[status_of(s) for s in hook.statuses],
+        statuses=list(hook.statuses),
     )
 
 
