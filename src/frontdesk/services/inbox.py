@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
@@ -142,14 +142,21 @@ def _status_of(conversations: list[Conversation]) -> str:
 
 
 def _previews(session: Session, summaries: list[ThreadSummary]) -> None:
+    """Each thread's latest message, in two queries for the whole list (not one per thread)."""
+    ids = [summary.conversation_id for summary in summaries]
+    if not ids:
+        return
+    latest = dict(
+        session.execute(
+            select(Message.conversation_id, func.max(Message.id))
+            .where(Message.conversation_id.in_(ids))
+            .group_by(Message.conversation_id)
+        ).all()
+    )
+    rows = session.execute(select(Message.id, Message.body).where(Message.id.in_(latest.values())))
+    bodies = {message_id: body for message_id, body in rows}
     for summary in summaries:
-        body = session.scalar(
-            select(Message.body)
-            .where(Message.conversation_id == summary.conversation_id)
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(1)
-        )
-        summary.preview = (body or "")[:120]
+        summary.preview = (bodies.get(latest.get(summary.conversation_id, -1)) or "")[:120]
 
 
 def conversations_of(
