@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -187,17 +187,14 @@ async def reply(
 async def note(
     request: Request, staff: CurrentStaff, conversation_id: int, body: Annotated[str, Form()]
 ) -> RedirectResponse:
-    runtime = _runtime(request)
-    who = _who(staff)
-
-    def act() -> None:
-        with runtime.transaction() as session:
-            practice = _practice(session, staff)
-            _visible(session, staff, conversation_id)
-            inbox.add_note(session, practice, conversation_id, body=body, who=who)
-
-    await run_in_threadpool(act)
-    return RedirectResponse(f"/inbox/{conversation_id}", status_code=303)
+    return await _in_thread(
+        request,
+        staff,
+        conversation_id,
+        lambda session, practice: inbox.add_note(
+            session, practice, conversation_id, body=body, who=_who(staff)
+        ),
+    )
 
 
 @router.post("/inbox/{conversation_id}/state")
@@ -208,25 +205,21 @@ async def state(
     action: Annotated[str, Form()],
     assignee: Annotated[str | None, Form()] = None,
 ) -> RedirectResponse:
-    runtime = _runtime(request)
     who = _who(staff)
-
-    def act() -> None:
-        with runtime.transaction() as session:
-            practice = _practice(session, staff)
-            _visible(session, staff, conversation_id)
-            inbox.set_state(
-                session,
-                practice,
-                conversation_id,
-                action=action,
-                who=who,
-                now=now_utc(),
-                assignee=who if action == "assign" and assignee == "me" else assignee,
-            )
-
-    await run_in_threadpool(act)
-    return RedirectResponse(f"/inbox/{conversation_id}", status_code=303)
+    return await _in_thread(
+        request,
+        staff,
+        conversation_id,
+        lambda session, practice: inbox.set_state(
+            session,
+            practice,
+            conversation_id,
+            action=action,
+            who=who,
+            now=now_utc(),
+            assignee=who if action == "assign" and assignee == "me" else assignee,
+        ),
+    )
 
 
 @router.post("/inbox/{conversation_id}/appointments/{appointment_id}")
@@ -237,25 +230,21 @@ async def answer(
     appointment_id: int,
     answer: Annotated[str, Form()],
 ) -> RedirectResponse:
-    runtime = _runtime(request)
-    who = _who(staff)
-
-    def act() -> None:
-        with runtime.transaction() as session:
-            practice = _practice(session, staff)
-            _visible(session, staff, conversation_id)
-            inbox.answer_for_patient(
-                session,
-                practice,
-                conversation_id,
-                appointment_id,
-                answer=answer,
-                who=who,
-                planning=Planning(runtime.settings.reminder_policy, now_utc()),
-            )
-
-    await run_in_threadpool(act)
-    return RedirectResponse(f"/inbox/{conversation_id}", status_code=303)
+    policy = _runtime(request).settings.reminder_policy
+    return await _in_thread(
+        request,
+        staff,
+        conversation_id,
+        lambda session, practice: inbox.answer_for_patient(
+            session,
+            practice,
+            conversation_id,
+            appointment_id,
+            answer=answer,
+            who=_who(staff),
+            planning=Planning(policy, now_utc()),
+        ),
+    )
 
 
 @router.post("/inbox/{conversation_id}/redeliver/{delivery_id}")
@@ -263,12 +252,30 @@ async def redeliver(
     request: Request, staff: DeskStaff, conversation_id: int, delivery_id: int
 ) -> RedirectResponse:
     """Send a signed event to the practice's system again (same id, fresh retries)."""
+    return await _in_thread(
+        request,
+        staff,
+        conversation_id,
+        lambda session, practice: webhooks.redeliver(
+            session, practice, delivery_id, actor=_who(staff), now=now_utc()
+        ),
+    )
+
+
+async def _in_thread(
+    request: Request,
+    staff: Staff,
+    conversation_id: int,
+    work: Callable[[Session, Practice], object],
+) -> RedirectResponse:
+    """One staff action on a thread they may see, in one transaction; back to the thread."""
     runtime = _runtime(request)
 
     def act() -> None:
         with runtime.transaction() as session:
             practice = _practice(session, staff)
-            webhooks.redeliver(session, practice, delivery_id, actor=_who(staff), now=now_utc())
+            _visible(session, staff, conversation_id)
+            work(session, practice)
 
     await run_in_threadpool(act)
     return RedirectResponse(f"/inbox/{conversation_id}", status_code=303)
