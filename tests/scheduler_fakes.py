@@ -6,10 +6,12 @@
   between our read and our write).
 - ``/feed.ics``: an iCalendar feed with ETag / Last-Modified (304 when unchanged).
 - ``/calendly/scheduled_events/{uuid}``: the Calendly API's scheduled event.
+- ``/acuity/appointments/{id}``: the Acuity API's appointment (HTTP Basic auth).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
@@ -59,6 +61,8 @@ class FakeState:
     feed_etag: str = '"v1"'
     feed_last_modified: str = "Sun, 01 Nov 2026 12:00:00 GMT"
     calendly_events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acuity_appointments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acuity_auth: tuple[str, str] = ("12345", "acuity-api-key-789")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def put(self, resource: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._feed()
             elif parts.path.startswith("/calendly/scheduled_events/"):
                 self._calendly(parts.path.rsplit("/", 1)[-1])
+            elif parts.path.startswith("/acuity/appointments/"):
+                self._acuity(parts.path.rsplit("/", 1)[-1])
             elif parts.path.startswith("/fhir/"):
                 self._fhir(method, parts.path.removeprefix("/fhir/").split("/"), query, body)
             else:
@@ -182,6 +188,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"title": "Resource Not Found"})
         else:
             self._send(200, {"resource": self.state.calendly_events[uuid]})
+
+    def _acuity(self, appointment_id: str) -> None:
+        user, key = self.state.acuity_auth
+        expected = "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode()
+        if self.headers.get("Authorization") != expected:
+            self._send(401, {"status_code": 401, "error": "unauthorized"})
+        elif appointment_id not in self.state.acuity_appointments:
+            self._send(404, {"status_code": 404, "error": "not_found"})
+        else:
+            self._send(200, self.state.acuity_appointments[appointment_id])
 
     # --- FHIR ---
 

@@ -148,6 +148,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/settings/widget"): ADMIN,
     ("GET", "/static"): PUBLIC,
     ("POST", "/webhooks/calcom/{practice_slug}"): PUBLIC,
+    ("POST", "/webhooks/acuity/{practice_slug}"): PUBLIC,
     ("POST", "/webhooks/calendly/{practice_slug}"): PUBLIC,
     ("POST", "/webhooks/email/{slug}/mailgun"): PUBLIC,
     ("POST", "/webhooks/email/{slug}/sendgrid/{token}"): PUBLIC,

@@ -77,6 +77,31 @@ def set_calcom(
     _show(view, as_json)
 
 
+@integrations_app.command("set-acuity")
+def set_acuity(
+    user_id: Annotated[str, typer.Option(help="The Acuity user id (Integrations > API).")],
+    api_key: Annotated[str, typer.Option(prompt=True, hide_input=True, help="The Acuity API key.")],
+    source: SourceOpt = None,
+    practice: PracticeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Receive Acuity Scheduling webhooks at /webhooks/acuity/<practice slug>."""
+    from frontdesk.services import integrations
+
+    with opened() as runtime:
+        practice_id = integrations.practice_id_of(runtime, practice)
+        view = integrations.configure_webhook(
+            runtime,
+            practice_id,
+            "acuity",
+            secret=api_key,
+            token=user_id,
+            source=source,
+            actor=ACTOR,
+        )
+    _show(view, as_json)
+
+
 @integrations_app.command("add-fhir")
 def add_fhir(
     url: Annotated[str, typer.Argument(help="The FHIR R4 base URL, e.g. https://ehr/fhir.")],

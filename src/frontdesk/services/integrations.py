@@ -25,7 +25,7 @@ from frontdesk.domain.intake import SOURCE_PATTERN, SOURCE_RULE
 from frontdesk.domain.times import iso, now_utc
 from frontdesk.services import audit
 
-KINDS = ("calendly", "calcom", "fhir", "ics")
+KINDS = ("calendly", "calcom", "acuity", "fhir", "ics")
 DEFAULT_INTERVAL = {"fhir": 300, "ics": 900}
 MIN_INTERVAL, MAX_INTERVAL = 30, 86_400
 _SECRET_MIN = 8
@@ -124,13 +124,16 @@ def set_webhook(
     source: str | None = None,
     actor: str,
 ) -> Integration:
-    """Create or update the practice's Calendly or Cal.com integration (one of each)."""
-    if kind not in ("calendly", "calcom"):
-        raise ValidationFailed([FieldError("kind", "must be calendly or calcom")])
+    """Create or update the practice's Calendly, Cal.com or Acuity integration (one of each).
+    Acuity signs with its API key (``secret``) and is read with it and the user id (``token``)."""
+    if kind not in ("calendly", "calcom", "acuity"):
+        raise ValidationFailed([FieldError("kind", "must be calendly, calcom or acuity")])
     errors = []
     if len(secret.strip()) < _SECRET_MIN:
-        label = "signing_key" if kind == "calendly" else "secret"
+        label = {"calendly": "signing_key", "acuity": "api_key"}.get(kind, "secret")
         errors.append(FieldError(label, f"must be at least {_SECRET_MIN} characters"))
+    if kind == "acuity" and not (token or "").strip().isdigit():
+        errors.append(FieldError("user_id", "must be the Acuity user id (a number)"))
     source = _checked_source(source or kind, errors)
     if errors:
         raise ValidationFailed(errors)

@@ -1,4 +1,5 @@
-"""Appointments from scheduling systems: Calendly and Cal.com webhooks, FHIR and iCalendar polls.
+"""Appointments from scheduling systems: Calendly, Cal.com and Acuity webhooks, FHIR and
+iCalendar polls.
 
 Webhooks: verify the signature, ``inbound.store`` the raw body (a redelivery finds its first
 row), then ``inbound.process`` it with ``handle_booking``. Polls: FHIR servers and iCalendar
@@ -16,6 +17,7 @@ import hashlib
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,11 +31,11 @@ from frontdesk.adapters.db.models import Appointment, InboundWebhook, IntakeReje
 from frontdesk.adapters.db.scheduler_models import AppointmentAlias, Integration
 from frontdesk.adapters.importers.fhir_json import read_fhir_document
 from frontdesk.adapters.importers.ics_file import read_ics_bytes
-from frontdesk.adapters.schedulers import calcom, calendly, ics_feed, signatures
+from frontdesk.adapters.schedulers import acuity, calcom, calendly, ics_feed, signatures
 from frontdesk.adapters.schedulers.bookings import BookingEvent
 from frontdesk.adapters.schedulers.calendly import CalendlyClient
 from frontdesk.adapters.schedulers.clients import HttpClients
-from frontdesk.adapters.schedulers.errors import SyncError
+from frontdesk.adapters.schedulers.errors import PermanentSyncError, SyncError
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.appointments import AppointmentStatus
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
@@ -59,7 +61,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-WEBHOOK_KINDS = ("calendly", "calcom")
+WEBHOOK_KINDS = ("calendly", "calcom", "acuity")
 RETRY_WEBHOOKS_EVERY = timedelta(seconds=60)
 MAX_POLL_BACKOFF = timedelta(hours=1)
 
@@ -109,10 +111,17 @@ def receive_webhook(
         practice_id = practice.id
     if kind == "calendly":
         signatures.verify_calendly(headers.get(signatures.CALENDLY_HEADER), body, secret, now=now)
+    elif kind == "acuity":
+        acuity.verify(headers.get(acuity.HEADER), body, secret)
     else:
         signatures.verify_calcom(headers.get(signatures.CALCOM_HEADER), body, secret)
     text = body.decode("utf-8", errors="replace")
-    dedupe_key = _dedupe_key(kind, text)
+    if kind == "acuity":
+        events = _prefetch_acuity(text, token, secret, clients)
+        dedupe_key = _acuity_dedupe_key(text, events)
+    else:
+        events = _prefetch_event(kind, text, token, clients)
+        dedupe_key = _dedupe_key(kind, text)
     stored = inbound.store(
         runtime,
         practice_id=practice_id,
@@ -128,7 +137,6 @@ def receive_webhook(
             state = found.state if found is not None else "missing"
         return WebhookResult(stored.webhook_id, True, state)
     problems: list[FieldError] = []
-    events = _prefetch_event(kind, text, token, clients)
     state = inbound.process(
         runtime,
         stored.webhook_id,
@@ -146,6 +154,44 @@ def _dedupe_key(kind: str, text: str) -> str:
         return booking.dedupe_key
     except (ValueError, ValidationFailed):
         return "unreadable:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _acuity_dedupe_key(text: str, appointments: dict[str, dict[str, Any]]) -> str:
+    try:
+        notification = acuity.parse_notification(text)
+    except ValidationFailed:
+        return "unreadable:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    appointment = appointments.get(notification.appointment_id)
+    if appointment is None and notification.relevant:
+        # Unread (the API failed): the state it reports is unknown, so no earlier delivery can
+        # be said to be the same one; the handler reads it on retry and applies what is current.
+        return f"{acuity.dedupe_key(notification, None)}:unread:{uuid.uuid4().hex}"
+    return acuity.dedupe_key(notification, appointment)
+
+
+def _acuity_client(
+    user_id: str | None, api_key: str, clients: HttpClients | None
+) -> acuity.AcuityClient:
+    clients = clients or HttpClients()
+    return acuity.AcuityClient(user_id or "", api_key, base=clients.acuity_api, client=clients.http)
+
+
+def _prefetch_acuity(
+    text: str, user_id: str | None, api_key: str, clients: HttpClients | None
+) -> dict[str, dict[str, Any]]:
+    """Read the appointment an Acuity delivery names before storing it (no lock is held across
+    the call); a failure is left to the handler, which reads it again."""
+    try:
+        notification = acuity.parse_notification(text)
+    except ValidationFailed:
+        return {}
+    if not notification.relevant:
+        return {}
+    try:
+        found = _acuity_client(user_id, api_key, clients).appointment(notification.appointment_id)
+    except SyncError:
+        return {}
+    return {notification.appointment_id: found}
 
 
 def _prefetch_event(
@@ -244,11 +290,15 @@ def handle_booking(
     now: datetime,
     events: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    try:
-        document = json.loads(payload)
-    except ValueError as exc:
-        raise ValidationFailed([FieldError("body", "the body is not JSON")]) from exc
-    booking = calendly.parse(document) if row.provider == "calendly" else calcom.parse(document)
+    if row.provider == "acuity":
+        booking = _acuity_booking(runtime, session, row, payload, clients, events)
+        document: Any = None
+    else:
+        try:
+            document = json.loads(payload)
+        except ValueError as exc:
+            raise ValidationFailed([FieldError("body", "the body is not JSON")]) from exc
+        booking = calendly.parse(document) if row.provider == "calendly" else calcom.parse(document)
     if booking.action == "ignore":
         row.state = "ignored"
         return
@@ -270,6 +320,36 @@ def handle_booking(
     applied = apply_booking(runtime, session, practice, integration.source, booking, now=now)
     if not applied:
         row.state = "ignored"
+
+
+def _acuity_booking(
+    runtime: Runtime,
+    session: Session,
+    row: InboundWebhook,
+    payload: str,
+    clients: HttpClients | None,
+    events: dict[str, dict[str, Any]] | None,
+) -> BookingEvent:
+    notification = acuity.parse_notification(payload)
+    if not notification.relevant:
+        return acuity.booking(notification, None)
+    appointment = (events or {}).get(notification.appointment_id)
+    integration = integrations.of_kind(session, row.practice_id, "acuity")
+    if appointment is None and integration is not None and integration.secret_sealed:
+        # A retry (or a failed prefetch): read it now. A transient failure fails the row for
+        # the worker to retry; an appointment Acuity no longer has cannot be booked.
+        api_key = runtime.cipher.open(integration.secret_sealed) or ""
+        user_id = runtime.cipher.open(integration.token_sealed)
+        try:
+            appointment = _acuity_client(user_id, api_key, clients).appointment(
+                notification.appointment_id
+            )
+        except PermanentSyncError as exc:
+            if notification.action != "canceled":
+                raise ValidationFailed([FieldError("appointment", str(exc))]) from exc
+    if appointment is None and notification.action != "canceled":
+        raise ValidationFailed([FieldError("appointment", "could not be read from Acuity")])
+    return acuity.booking(notification, appointment)
 
 
 def apply_booking(

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from frontdesk.adapters.schedulers import acuity
 from frontdesk.adapters.schedulers.calendly import API_BASE
 from frontdesk.adapters.schedulers.fhir import FhirClient
 
@@ -20,6 +21,7 @@ class HttpClients:
     fhir_backoff: float = 0.5
     sleep: Callable[[float], None] | None = None
     calendly_api: str = API_BASE
+    acuity_api: str = acuity.API_BASE
 
     def fhir(self, base_url: str, token: str | None) -> FhirClient:
         extra: dict[str, Any] = {} if self.sleep is None else {"sleep": self.sleep}

@@ -1,5 +1,5 @@
-"""Scheduler integrations: the Calendly and Cal.com webhook receivers, and the API that
-configures a practice's integrations (Calendly, Cal.com, FHIR servers, iCalendar feeds)."""
+"""Scheduler integrations: the Calendly, Cal.com and Acuity webhook receivers, and the API that
+configures a practice's integrations (those three, FHIR servers, iCalendar feeds)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,13 @@ async def calcom_webhook(request: Request, practice_slug: Slug) -> JSONResponse:
     return await _receive("calcom", request, practice_slug)
 
 
+@webhooks.post("/acuity/{practice_slug}", summary="Acuity Scheduling webhook (appointment events)")
+async def acuity_webhook(request: Request, practice_slug: Slug) -> JSONResponse:
+    """Verified with `X-Acuity-Signature`; `scheduled` / `rescheduled` / `canceled` / `changed`
+    (form-encoded ids; the appointment is read from the Acuity API)."""
+    return await _receive("acuity", request, practice_slug)
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -67,6 +74,11 @@ class CalendlyIn(_Body):
 
 class CalcomIn(_Body):
     secret: str = Field(min_length=8, max_length=500)
+
+
+class AcuityIn(_Body):
+    user_id: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+$")
+    api_key: str = Field(min_length=8, max_length=500)
 
 
 class PolledIn(_Body):
@@ -106,6 +118,22 @@ async def put_calcom(
     return await run_in_threadpool(
         lambda: integrations.configure_webhook(
             runtime_of(request), who.practice_id, "calcom", secret=body.secret, actor=who.actor
+        )
+    )
+
+
+@api.put("/acuity", summary="Set the Acuity user id and API key (signs and reads webhooks)")
+async def put_acuity(
+    body: AcuityIn, request: Request, who: Annotated[Caller, Depends(writer)]
+) -> dict[str, Any]:
+    return await run_in_threadpool(
+        lambda: integrations.configure_webhook(
+            runtime_of(request),
+            who.practice_id,
+            "acuity",
+            secret=body.api_key,
+            token=body.user_id,
+            actor=who.actor,
         )
     )
 
