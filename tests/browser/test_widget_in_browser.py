@@ -100,3 +100,28 @@ def test_the_widget_holds_a_conversation_across_a_reload_and_shows_the_handoff(
 
     page.keyboard.press("Escape")
     assert page.get_attribute("button[aria-haspopup=dialog]", "aria-expanded") == "false"
+
+
+def test_the_widget_shows_the_crisis_message_at_once_and_staff_are_alerted(
+    page: Any, live_runtime: Runtime, practice_site: str
+) -> None:
+    with live_runtime.transaction() as session:
+        practice = session.scalars(select(Practice)).one()
+        webchat.set_widget_config(practice, {"allowed_origins": [practice_site]})
+
+    page.goto(practice_site)
+    page.click("button[aria-haspopup=dialog]")
+    page.wait_for_selector(".m.assistant")
+    page.keyboard.type("I don't want to be alive anymore")
+    page.keyboard.press("Enter")
+    # The practice's crisis message, in the reply to the visitor's own request: no polling,
+    # no waiting for a person.
+    crisis = page.wait_for_selector(".m.crisis", timeout=5000)
+    assert crisis is not None
+    text = crisis.inner_text()
+    assert "988" in text and "911" in text
+    assert crisis.get_attribute("role") == "alert"  # read out at once by screen readers
+
+    with live_runtime.transaction() as session:
+        conversation = session.scalars(select(Conversation)).one()
+        assert conversation.urgent and conversation.owner == "staff"

@@ -180,3 +180,63 @@ def test_the_inbox_needs_a_signed_in_person(app_client: TestClient) -> None:
     assert (
         app_client.get("/inbox/events", headers={"Accept": "application/json"}).status_code == 401
     )
+
+
+def test_a_thread_is_assigned_to_a_colleague_who_can_see_it(
+    app_client: TestClient, runtime: Runtime, desk: str
+) -> None:
+    from frontdesk.adapters.db.models import AuditEvent, Clinician, Practice
+    from frontdesk.adapters.db.staff_models import StaffUser
+
+    _two_patients(runtime)
+    with runtime.transaction() as session:
+        practice = session.scalars(select(Practice)).one()
+        other = Clinician(practice_id=practice.id, match_key="x", name="Dr. Other")
+        session.add(other)
+        session.flush()
+        clinician_id = other.id
+    add_staff(runtime, "sam@example.com", role="front_desk", name="Sam Colleague")
+    add_staff(runtime, "gone@example.com", role="front_desk", name="Gone Person")
+    add_staff(runtime, "doc@example.com", role="clinician", clinician_id=clinician_id, name="Doc")
+    with runtime.transaction() as session:
+        gone = session.scalars(select(StaffUser).where(StaffUser.email == "gone@example.com"))
+        gone.one().active = False
+    avery = _conversation_of(runtime, "0101")
+    thread = app_client.get(f"/inbox/{avery}").text
+    options = thread.split('id="assignee"')[1].split("</select>")[0]
+    assert "Sam Colleague" in options
+    # Not offered: a disabled account, a clinician who is not this patient's (they could not
+    # open the thread).
+    assert "Gone Person" not in options and "Doc" not in options
+
+    for refused in ("doc@example.com", "gone@example.com", "nobody@example.com"):
+        answer = app_client.post(
+            f"/inbox/{avery}/state",
+            data={"action": "assign", "assignee": refused, "csrf_token": desk},
+        )
+        assert answer.status_code == 422
+    with runtime.transaction() as session:
+        assert session.get(Conversation, avery).assigned_to is None  # type: ignore[union-attr]
+
+    given = app_client.post(
+        f"/inbox/{avery}/state",
+        data={"action": "assign", "assignee": "SAM@example.com", "csrf_token": desk},
+    )
+    assert given.status_code == 200 and "→ sam@example.com" in given.text
+    with runtime.transaction() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "conversation.assign")
+        ).one()
+        assert event.actor == "desk@example.com"
+        assert event.details["assignee"] == "sam@example.com"
+
+    # Sam finds it under "mine"; the person who gave it away does not.
+    assert "Avery" not in app_client.get("/inbox?view=mine").text
+    signed_in(app_client, "sam@example.com")
+    assert "Avery" in app_client.get("/inbox?view=mine").text
+    token = signed_in(app_client, "desk@example.com")
+    app_client.post(
+        f"/inbox/{avery}/state", data={"action": "assign", "assignee": "", "csrf_token": token}
+    )
+    with runtime.transaction() as session:
+        assert session.get(Conversation, avery).assigned_to is None  # type: ignore[union-attr]

@@ -27,6 +27,7 @@ from frontdesk.adapters.db.models import (
     ReviewItem,
 )
 from frontdesk.adapters.db.scheduler_models import FhirWriteback
+from frontdesk.adapters.db.staff_models import StaffUser
 from frontdesk.adapters.db.webhook_models import WebhookDelivery, WebhookEvent
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
@@ -255,6 +256,10 @@ def thread(
         "owner": "staff" if any(c.owner == "staff" for c in conversations) else "agent",
         "status": _status_of(list(conversations)),
         "assigned_to": next((c.assigned_to for c in conversations if c.assigned_to), None),
+        "colleagues": [
+            {"email": u.email, "name": u.display_name, "role": u.role}
+            for u in assignable_staff(session, practice, conversations[0].patient_id)
+        ],
         "whatsapp_window_open": windows.get(Channel.WHATSAPP.value, False),
         "whatsapp_templates": [p.value for p in WHATSAPP_TEMPLATES],
         "messages": [
@@ -509,6 +514,8 @@ def set_state(
     assignee: str | None = None,
 ) -> None:
     conversations = conversations_of(session, practice, conversation_id)
+    if action == "assign":
+        assignee = _checked_assignee(session, practice, conversations[0], assignee)
     for c in conversations:
         if action == "acknowledge":
             handoff.acknowledge(session, c, who, now)
@@ -522,7 +529,7 @@ def set_state(
         elif action == "take":
             c.owner = "staff"
         elif action == "assign":
-            c.assigned_to = assignee or None
+            c.assigned_to = assignee
         else:
             raise ValidationFailed([FieldError("action", f"unknown action {action!r}")])
     audit.record(
@@ -532,6 +539,47 @@ def set_state(
         action=f"conversation.{action}",
         entity_type="conversation",
         entity_id=conversation_id,
+        details={"assignee": assignee} if action == "assign" else None,
+    )
+
+
+def assignable_staff(
+    session: Session, practice: Practice, patient_id: int | None
+) -> list[StaffUser]:
+    """Colleagues a thread may be given to: active staff of the practice who can see it (a
+    clinician only when the patient is theirs — they could not open the thread otherwise)."""
+    users = session.scalars(
+        select(StaffUser)
+        .where(StaffUser.practice_id == practice.id, StaffUser.active.is_(True))
+        .order_by(StaffUser.display_name, StaffUser.email)
+    ).all()
+    theirs: set[int] = set()
+    if patient_id is not None:
+        theirs = {
+            cid
+            for cid in session.scalars(
+                select(Appointment.clinician_id).where(
+                    Appointment.practice_id == practice.id,
+                    Appointment.patient_id == patient_id,
+                    Appointment.clinician_id.is_not(None),
+                )
+            )
+            if cid is not None
+        }
+    return [u for u in users if u.role != "clinician" or u.clinician_id in theirs]
+
+
+def _checked_assignee(
+    session: Session, practice: Practice, conversation: Conversation, assignee: str | None
+) -> str | None:
+    wanted = (assignee or "").strip().lower()
+    if not wanted:
+        return None  # unassigned
+    for user in assignable_staff(session, practice, conversation.patient_id):
+        if user.email == wanted:
+            return user.email
+    raise ValidationFailed(
+        [FieldError("assignee", "not an active colleague who can see this thread")]
     )
 
 
