@@ -8,12 +8,17 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from frontdesk.adapters.channels.config import WhatsAppSettings
 from frontdesk.adapters.channels.outbox import OutboxChannel
+from frontdesk.adapters.channels.whatsapp import WhatsAppChannel
 from frontdesk.adapters.db.action_models import ActionEffect
-from frontdesk.adapters.db.models import Appointment, OutboxMessage, ReviewItem
+from frontdesk.adapters.db.models import Appointment, Message, OutboxMessage, ReviewItem
+from frontdesk.adapters.db.models import Patient as PatientRow
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.appointments import AppointmentStatus
-from frontdesk.domain.channels import Channel
+from frontdesk.domain.channels import Channel, ConsentStatus
+from frontdesk.services import actions, consent
+from frontdesk.services.outgoing import MessageSender, fixed_senders
 from integration.action_support import (
     Patient1,
     configure,
@@ -25,6 +30,7 @@ from integration.action_support import (
     step_log,
 )
 from integration.test_reminders_flow import T0, Clock, dispatcher, drain, put
+from provider_fakes import Reply, recording_server
 
 
 def _remind(runtime: Runtime, clock: Clock) -> None:
@@ -150,7 +156,42 @@ def test_a_crisis_on_another_channel_stops_the_waiting_run(runtime: Runtime) -> 
         assert session.scalars(select(Appointment.confirmation)).one() == "unconfirmed"
 
 
-def test_a_channel_the_patient_cannot_be_reached_on_is_asked_again(runtime: Runtime) -> None:
+def test_a_channel_the_patient_opted_out_of_is_asked_again(runtime: Runtime) -> None:
+    clock = Clock(T0)
+    _remind(runtime, clock)
+    patient = Patient1(runtime, clock)
+    with runtime.transaction() as session:
+        record = session.scalars(select(PatientRow)).one()
+        consent.set_consent(
+            session,
+            record,
+            Channel.WHATSAPP,
+            ConsentStatus.REVOKED,
+            source="keyword",
+            actor="patient",
+        )
+    with scheduler_server() as scheduler:
+        configure(runtime, scheduler.url)
+        worker = patient.worker()
+        worker.run_due()
+        patient.write("Avery Johnson")
+        patient.write("1990-03-25")
+        patient.write("whatsapp")  # they said STOP there: only START undoes it
+        assert outbound(runtime)[-1][1].startswith("We can't reach you that way yet.")
+        patient.write("sms then")
+        worker.perform_effects()
+        assert scheduler.requests[0]["body"]["reminder"] == {"channel": "sms"}
+    assert run_state(runtime) == ("waiting_reply", None)
+    assert outbound(runtime)[-1][0] == "sms"
+    with runtime.transaction() as session:
+        record = session.scalars(select(PatientRow)).one()
+        assert consent.current(record, Channel.WHATSAPP) == ConsentStatus.REVOKED
+
+
+def test_the_patient_picks_whatsapp_and_confirms_there(runtime: Runtime) -> None:
+    """The demo's walk-through: no WhatsApp opt-in on record; the prompt says that choosing a
+    channel agrees to messages there, so the choice is recorded as the opt-in, with the reply as
+    evidence; the reminder goes out on WhatsApp and the inline C there confirms."""
     clock = Clock(T0)
     _remind(runtime, clock)
     patient = Patient1(runtime, clock)
@@ -159,11 +200,56 @@ def test_a_channel_the_patient_cannot_be_reached_on_is_asked_again(runtime: Runt
         worker = patient.worker()
         worker.run_due()
         patient.write("Avery Johnson")
-        patient.write("1990-03-25")
-        patient.write("whatsapp")  # no WhatsApp opt-in on record
-        assert outbound(runtime)[-1][1].startswith("We can't reach you that way yet.")
-        patient.write("sms then")
-        worker.perform_effects()
-        assert scheduler.requests[0]["body"]["reminder"] == {"channel": "sms"}
-    assert run_state(runtime) == ("waiting_reply", None)
-    assert outbound(runtime)[-1][0] == "sms"
+        patient.write("03/25/1990")
+        prompt = outbound(runtime)[-1][1]
+        assert "WhatsApp" in prompt and "My Practice" in prompt and "agree" in prompt
+        assert patient.write("WhatsApp please") is True
+        # The reminder goes through the real Cloud API adapter to a local server playing Meta:
+        # the patient has never written on WhatsApp, so it must go as an approved template.
+        reply = Reply(200, json.dumps({"messages": [{"id": "wamid.action1"}]}).encode())
+        with recording_server(reply) as meta:
+            cloud = WhatsAppChannel(
+                WhatsAppSettings(
+                    phone_number_id="1234567890",
+                    access_token="meta-token",
+                    app_secret="app-secret",
+                    verify_token="verify-me",
+                    base_url=meta.base_url,
+                ),
+                clock=lambda: clock.now,
+            )
+            outbox = OutboxChannel(runtime.sessions, runtime.cipher)
+            senders = fixed_senders(
+                {Channel.SMS: outbox, Channel.EMAIL: outbox, Channel.WHATSAPP: cloud}
+            )
+            worker = actions.ActionWorker(
+                runtime, MessageSender(runtime, senders, clock=clock), clock=clock
+            )
+            assert worker.perform_effects() == 1
+            [sent] = meta.requests
+        assert scheduler.requests[0]["valid"]
+        assert scheduler.requests[0]["body"]["reminder"] == {"channel": "whatsapp"}
+    template = json.loads(sent.body)
+    assert template["type"] == "template" and template["to"] == "+12025550101"
+    assert template["template"]["name"] == "appointment_reminder"
+    channel, body = outbound(runtime)[-1]
+    assert channel == "whatsapp" and "reminder of your appointment" in body
+    with runtime.transaction() as session:
+        last = session.scalars(select(Message).order_by(Message.id.desc())).first()
+        assert last is not None and last.purpose == "reminder"
+        assert last.delivery_status == "queued" and last.provider_message_id == "wamid.action1"
+    with runtime.transaction() as session:
+        record = session.scalars(select(PatientRow)).one()
+        assert consent.current(record, Channel.WHATSAPP) == ConsentStatus.GRANTED
+        [event] = [e for e in consent.ledger(session, record.id) if e.channel == "whatsapp"]
+        assert (event.action, event.source) == ("granted", "action_opt_in")
+        evidence = session.get(Message, event.evidence_message_id)
+        assert evidence is not None and evidence.body == "WhatsApp please"
+    assert patient.write("C", intent="confirm", channel=Channel.WHATSAPP) is True
+    with runtime.transaction() as session:
+        assert session.scalars(select(Appointment.confirmation)).one() == "confirmed"
+    assert outbound(runtime)[-1][0] == "whatsapp"
+    assert run_state(runtime) == ("done", "completed")
+    kinds = [(entry.kind, entry.outcome) for entry in step_log(runtime)]
+    assert ("consent", "granted") in kinds and ("webhook_call", "ok") in kinds
+    assert ("set_status", "changed") in kinds

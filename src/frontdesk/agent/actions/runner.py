@@ -29,7 +29,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
@@ -398,7 +398,10 @@ class ActionRunner:
         if value is not None and asking.kind == "channel" and run.patient_id is not None:
             patient = session.get(Patient, run.patient_id)
             if patient is not None and not _reachable(patient, value):
-                value, unreachable = None, True
+                if asking.opt_in and _may_opt_in(patient, value):
+                    self._opt_in(session, run, patient, value)
+                else:
+                    value, unreachable = None, True
         if value is None:
             run.asks += 1
             self._log(session, run, "field", "invalid", {"field": asking.name, "asks": run.asks})
@@ -421,6 +424,32 @@ class ActionRunner:
         run.asking = None
         run.asks = 0
         self._advance(session, run)
+
+    def _opt_in(self, session: Session, run: ActionRun, patient: Patient, channel: str) -> None:
+        """The patient picked ``channel`` when the prompt said that doing so agrees to messages
+        there: record it as their opt-in, with their reply as the evidence."""
+        conversation = self._conversation(session, run)
+        evidence = (
+            session.scalar(
+                select(func.max(Message.id)).where(
+                    Message.conversation_id == conversation.id,
+                    Message.direction == "inbound",
+                )
+            )
+            if conversation is not None
+            else None
+        )
+        consent.set_consent(
+            session,
+            patient,
+            Channel(channel),
+            ConsentStatus.GRANTED,
+            source="action_opt_in",
+            actor=f"action:{run.action_name}",
+            evidence_message_id=evidence,
+            detail=f"chose {channel} when action {run.action_name} asked",
+        )
+        self._log(session, run, "consent", "granted", {"channel": channel})
 
     def _correct(
         self, session: Session, run: ActionRun, conversation: Conversation, text: str
@@ -449,6 +478,9 @@ class ActionRunner:
         run.state = "collecting"
         run.asking = name
         prompt = _pick(asked.prompt, run.language) or ""
+        practice = session.get(Practice, run.practice_id)
+        # The one placeholder a prompt may carry: the patient must know who is asking.
+        prompt = prompt.replace("{practice}", practice.name if practice is not None else "")
 
         self._say(session, run, prompt)
         self._log(session, run, "ask", "asked", {"field": name})
@@ -799,7 +831,9 @@ class ActionRunner:
         message = outgoing.queue_message(
             session,
             conversation=conversation,
-            purpose=f"action:{run.action_name}"[:40],
+            # A template's purpose travels with the message: outside WhatsApp's 24-hour window
+            # the sender needs it to pick the approved template (free text would be refused).
+            purpose=step.get("purpose") or f"action:{run.action_name}"[:40],
             body=body,
             subject=subject,
             html=html,
@@ -807,6 +841,7 @@ class ActionRunner:
             now=self.now,
         )
         self.queued.append(message)
+        session.flush()
         self._log(
             session,
             run,
@@ -816,6 +851,7 @@ class ActionRunner:
                 "channel": conversation.channel,
                 "purpose": step.get("purpose") or "text",
                 "chars": len(body),
+                "message_id": message.id,
             },
         )
 
@@ -988,6 +1024,12 @@ def _reachable(patient: Patient, channel: str) -> bool:
     if channel == "whatsapp":
         return has_address and agreed == ConsentStatus.GRANTED
     return has_address and agreed != ConsentStatus.REVOKED
+
+
+def _may_opt_in(patient: Patient, channel: str) -> bool:
+    """An address to reach, and no earlier opt-out there (STOP is only undone by START)."""
+    has_address = (patient.email_sealed if channel == "email" else patient.phone_sealed) is not None
+    return has_address and consent.current(patient, Channel(channel)) != ConsentStatus.REVOKED
 
 
 def _pick(texts: Mapping[Any, str] | None, language: str) -> str | None:

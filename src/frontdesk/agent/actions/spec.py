@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from frontdesk.domain.errors import FieldError, ValidationFailed
 
@@ -89,6 +89,16 @@ class FieldSpec(_Strict):
     choices: list[Annotated[str, Field(min_length=1, max_length=80)]] | None = None
     max_asks: int = Field(default=3, ge=1, le=10)
     max_length: int = Field(default=500, ge=1, le=2000)
+    # A channel field whose prompt tells the patient that picking a channel agrees to messages
+    # from the practice there: the answer is recorded as that channel's opt-in (WhatsApp needs
+    # one). Only for kind "channel".
+    opt_in: bool = False
+
+    @model_validator(mode="after")
+    def _opt_in_is_for_channels(self) -> FieldSpec:
+        if self.opt_in and self.kind != "channel":
+            raise ValueError("opt_in applies to channel fields only")
+        return self
 
 
 class WebhookStep(_Strict):
