@@ -10,18 +10,23 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
-from frontdesk.adapters.db.models import Practice
+from frontdesk.adapters.db.models import Message, Patient, Practice, Reminder
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
+from frontdesk.domain.channels import Channel, Direction
 from frontdesk.domain.intake import AppointmentIn, ClinicianIn, LocationIn, PatientIn, PatientRef
 from frontdesk.domain.reminders import ReminderPolicy
+from frontdesk.domain.templates import Purpose
 from frontdesk.services.appointments import upsert_appointment
 from frontdesk.services.knowledge import seed_demo_documents
 from frontdesk.services.lookups import IntakeCache, PatientKey
 from frontdesk.services.patients import upsert_patient
 from frontdesk.services.reminders import Planning
+from frontdesk.services.replies import thread_for
+from frontdesk.services.templates import TemplateBook, context_for, render
 
 SOURCE = "demo"
 ACTOR = "demo-seed"
@@ -81,6 +86,23 @@ PATIENTS = [
     ),
     DemoPatient("p-12", "Hannah Schultz", None, "+12025550112", "hannah@example.com", "sms", "en"),
 ]
+
+# Fictional dates of birth: the No-show reminder action checks one before it reveals anything
+# (docs/ACTIONS.md, "Try it in the demo": Avery Johnson, 03/25/1990).
+BIRTHDAYS = {
+    "p-01": "1990-03-25",
+    "p-02": "1985-07-14",
+    "p-03": "1978-11-02",
+    "p-04": "1994-01-30",
+    "p-05": "1969-05-21",
+    "p-06": "2001-09-09",
+    "p-07": "1988-12-17",
+    "p-08": "1999-04-03",
+    "p-09": "1975-08-26",
+    "p-10": "1992-02-11",
+    "p-11": "1983-10-05",
+    "p-12": "1996-06-28",
+}
 
 # (day offset from today, local hour, patient, clinician, location) — location None is video.
 SCHEDULE: list[tuple[int, int, int, int, int | None]] = [
@@ -154,12 +176,11 @@ def seed_demo(
                 "preferred_channel": p.channel,
                 "language": p.language,
                 "timezone": p.timezone,
-                "consent": {
-                    "sms": p.phone is not None,
-                    "email": p.email is not None,
-                    # Meta requires an opt-in for WhatsApp; these patients chose it.
-                    "whatsapp": p.channel == "whatsapp",
-                },
+                "date_of_birth": BIRTHDAYS.get(p.key),
+                # Meta requires an opt-in for WhatsApp: the WhatsApp patients gave one; the
+                # others have none on record (not an opt-out: they may still choose it).
+                "consent": {"sms": p.phone is not None, "email": p.email is not None}
+                | ({"whatsapp": True} if p.channel == "whatsapp" else {}),
             }
         )
         upsert_patient(
@@ -201,8 +222,97 @@ def seed_demo(
             planning=planning,
             cache=cache,
         )
+    _seed_reminded_session(session, cipher, practice, now, planning, cache)
     seed_demo_documents(session, practice)  # the practice's policies, for grounded answers
     from frontdesk.services.actions import seed_demo_actions
 
     seed_demo_actions(session, cipher, practice)  # custom actions: the built-in examples, on
-    return len(SCHEDULE)
+    return len(SCHEDULE) + 1  # with the reminded session
+
+
+def _seed_reminded_session(
+    session: Session,
+    cipher: FieldCipher,
+    practice: Practice,
+    now: datetime,
+    planning: Planning,
+    cache: IntakeCache,
+) -> None:
+    """Avery's session about 20 hours from now, still unconfirmed although its 24-hour reminder
+    went out 4 hours ago (by text): whatever the time of day, the demo has a session the
+    No-show reminder action starts on as soon as the worker runs."""
+    start = (now + timedelta(hours=20)).replace(minute=0, second=0, microsecond=0)
+    patient = PATIENTS[0]
+    appointment, _ = upsert_appointment(
+        session,
+        cipher,
+        practice,
+        SOURCE,
+        "demo-reminded",
+        AppointmentIn(
+            patient=PatientRef(external_id=patient.key),
+            start=start,
+            duration_minutes=50,
+            status=AppointmentStatus.BOOKED,
+            confirmation=Confirmation.UNCONFIRMED,
+            clinician=CLINICIANS[0],
+            location=LOCATIONS[0],
+        ),
+        actor=ACTOR,
+        default_minutes=50,
+        planning=planning,
+        cache=cache,
+    )
+    sent_at = now - timedelta(hours=4)
+    exists = session.scalar(
+        select(Reminder.id).where(
+            Reminder.appointment_id == appointment.id, Reminder.sent_at.is_not(None)
+        )
+    )
+    if exists is not None:
+        return
+    session.add(
+        Reminder(
+            practice_id=practice.id,
+            appointment_id=appointment.id,
+            patient_id=appointment.patient_id,
+            kind="stage",
+            stage="-24h",
+            planned_start=appointment.start_at,
+            channel=Channel.SMS.value,
+            due_at=sent_at,
+            state="sent",
+            attempts=1,
+            sent_at=sent_at,
+            reason="demo history",
+        )
+    )
+    person = session.get(Patient, appointment.patient_id)
+    assert person is not None
+    text = TemplateBook.load(session, practice.id).text_for(
+        Purpose.REMINDER, Channel.SMS.value, person.language
+    )
+    values = context_for(
+        practice=practice,
+        channel=Channel.SMS.value,
+        language=person.language,
+        patient_name=person.name,
+        patient_preferred_name=person.preferred_name,
+        tz_name=person.timezone or practice.timezone,
+        appointment=appointment,
+    )
+    conversation = thread_for(session, cipher, practice, person, Channel.SMS, None)
+    session.add(
+        Message(
+            practice_id=practice.id,
+            conversation=conversation,
+            appointment_id=appointment.id,
+            channel=Channel.SMS.value,
+            direction=Direction.OUTBOUND.value,
+            purpose=Purpose.REMINDER.value,
+            body=render(text, values).body,
+            delivery_status="delivered",
+            created_at=sent_at,
+        )
+    )
+    session.flush()

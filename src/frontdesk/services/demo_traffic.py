@@ -32,10 +32,11 @@ class Line:
     channel: Channel | None = None
 
 
-# At start: a confirmation, a question the documents answer, one they do not, a clinical
-# concern, and a crisis — so the inbox has an urgent thread waiting for a person.
+# Avery (p-01) is left alone: the No-show reminder action waits for them (docs/ACTIONS.md, "Try
+# it in the demo"). At start: a confirmation, a question the documents answer, one they do not,
+# a clinical concern, and a crisis — so the inbox has an urgent thread waiting for a person.
 WARM_UP = [
-    Line("p-01", "C"),
+    Line("p-12", "C"),
     Line("p-03", "Is there parking near the Harbor Street office?"),
     Line("p-05", "¿Aceptan el seguro Aetna?"),
     Line("p-06", "I've been feeling a lot worse since starting the new medication"),
@@ -50,7 +51,7 @@ LIVE = [
     Line("p-02", "Sí, ahí estaré"),
     Line("p-04", "Can I talk to a real person please?"),
     Line("p-08", "¿Cuál es su horario los sábados?"),
-    Line("p-01", "this traffic is killing me, 5 min late!"),
+    Line("p-12", "this traffic is killing me, 5 min late!"),
 ]
 ON_CALL = [{"name": "Demo on-call", "phone": "+12025550199"}]
 

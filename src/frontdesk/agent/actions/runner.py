@@ -62,7 +62,7 @@ from frontdesk.domain.messages import language_of
 from frontdesk.domain.reply_keywords import keyword
 from frontdesk.domain.templates import Purpose
 from frontdesk.services import consent, handoff, outgoing
-from frontdesk.services.appointment_answers import ANSWERABLE, apply_answer
+from frontdesk.services.appointment_answers import ANSWERABLE, ANSWERS, apply_answer
 from frontdesk.services.patients import contact_of, effective_channel
 from frontdesk.services.reminders import Planning
 from frontdesk.services.replies import thread_for
@@ -245,7 +245,20 @@ class ActionRunner:
         if intent == "opt_out":
             self._finish(session, run, "cancelled", "opt_out")
             return False
-        if intent in ("question", "help", "opt_in"):
+        if (
+            intent in ANSWERS
+            and run.state == "collecting"
+            and run.appointment_id is not None
+            and not self._answers_the_field(session, run, message_text)
+        ):
+            # "C" to the reminder while the action asks for a name: the patient answered the
+            # appointment itself. The caller applies it as any reply; the run has nothing left
+            # to ask for.
+            self._finish(session, run, "cancelled", f"patient_replied_{intent}")
+            return False
+        if intent in ("question", "help", "opt_in") and not (
+            intent == "question" and self._answers_the_field(session, run, message_text)
+        ):
             self._log(session, run, "interrupted", intent, {})
             return False
         run.expires_at = max(self.now + self.run_ttl, run.wait_until or self.now)
@@ -354,6 +367,26 @@ class ActionRunner:
     def _region(self, session: Session, run: ActionRun) -> str:
         practice = session.get(Practice, run.practice_id)
         return region_of_locale(practice.locale) if practice else "US"
+
+    def _answers_the_field(self, session: Session, run: ActionRun, text: str) -> bool:
+        """Whether ``text`` is a valid answer to the field being asked ("WhatsApp?" when asked
+        for a channel): then it is the answer, not a question to interrupt for. Free text
+        accepts anything, so a question there stays a question."""
+        if run.state != "collecting" or run.asking is None:
+            return False
+        asking = next((f for f in spec_of(run).fields if f.name == run.asking), None)
+        if asking is None or asking.kind == "free_text":
+            return False
+        value = field_reading.read_value(
+            asking.kind,
+            text,
+            today=self.now.date(),
+            region=self._region(session, run),
+            choices=asking.choices,
+            max_length=asking.max_length,
+            language=run.language,
+        )
+        return value is not None
 
     def _collect(
         self, session: Session, run: ActionRun, conversation: Conversation, text: str
