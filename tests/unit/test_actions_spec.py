@@ -220,3 +220,8 @@ def test_signatures_verify_and_refuse_tampering_and_stale_stamps() -> None:
     assert not verify_signature("other", header, '{"a":1}', now=now)
     assert not verify_signature("s3cret", header, '{"a":1}', now=now + timedelta(minutes=6))
     assert not verify_signature("s3cret", "garbage", '{"a":1}', now=now)
+
+
+def test_an_iso_date_time_is_redacted_as_a_date_not_a_phone_number() -> None:
+    logged = redact({"start": "2026-11-29T16:00:00+00:00", "at": "on 2026-11-29, call 2025550101"})
+    assert logged == {"start": "[date]T16:00:00+00:00", "at": "on [date], call [phone]"}

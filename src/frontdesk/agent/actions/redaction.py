@@ -60,7 +60,8 @@ PHI_KINDS = frozenset(
     {"name", "email", "phone", "date_of_birth", "datetime_preference", "free_text"}
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_DATE = re.compile(r"\b(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})\b")
+# An ISO date may run straight into its time ("2026-11-29T16:00"): still a date, not a phone.
+_DATE = re.compile(r"\b(\d{4}-\d{1,2}-\d{1,2}(?=T|\b)|\d{1,2}/\d{1,2}/\d{2,4}\b)")
 _PHONE = re.compile(r"\+?\d(?:[\s().-]*\d){6,}")
 MAX_STRING = 500
 
