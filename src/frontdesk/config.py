@@ -204,6 +204,17 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="Timeout of one language-model call."
     )
+    llm_max_tokens: int = Field(
+        default=300, ge=16, le=4000, description="Most tokens one language-model answer may use."
+    )
+    llm_monthly_token_budget: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Tokens (prompt + completion) each practice may use per calendar month; once used, "
+            "the deterministic agent answers alone until the month ends. Unset: no limit."
+        ),
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
-from frontdesk.agent.retrieval import KnowledgeIndex, Query, _Prepared
+from frontdesk.agent.retrieval import KnowledgeIndex, Passage, Query, _Prepared
 from frontdesk.agent.text import detect_language, fold, sentences, stem, terms, words
 
 # Calibrated on the dev split of tests/eval/answers (see docs/QUALITY.md).
@@ -195,6 +195,26 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
     text = " ".join(_clean(s) for s in quoted)
     citation = Citation(prepared.passage.source, prepared.passage.section, text)
     return Answer(True, text, (citation,), "answered", lang)
+
+
+def retrieved_passages(
+    index: KnowledgeIndex, question: str, language: str, limit: int = 3
+) -> list[Passage]:
+    """The passages that best match ``question`` (at most ``limit``), for a language model to
+    phrase an answer from; instructions inside the question are dropped first, as above."""
+    asked = strip_instructions(" ".join(question.split())[:1000])
+    if not asked.strip() or len(index) == 0:
+        return []
+    query = index.query(asked, language)
+    if not query.concepts:
+        return []
+    found: list[Passage] = []
+    for hit in index.search(query, CANDIDATES):
+        if hit.coverage >= MIN_PASSAGE_COVERAGE:
+            found.append(index.prepared[hit.index].passage)
+        if len(found) >= limit:
+            break
+    return found
 
 
 def _clean(sentence: str) -> str:

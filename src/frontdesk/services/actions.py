@@ -33,7 +33,6 @@ from frontdesk.adapters.db.action_models import (
     ActionStepLog,
 )
 from frontdesk.adapters.db.models import Appointment, Conversation, Patient, Practice, Reminder
-from frontdesk.adapters.llm import extractor_from_settings
 from frontdesk.agent.actions.identity import Limits
 from frontdesk.agent.actions.redaction import personal_fields, redact
 from frontdesk.agent.actions.runner import ACTIVE, ActionRunner, start_for_patient
@@ -42,7 +41,7 @@ from frontdesk.bootstrap import Runtime
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
 from frontdesk.domain.times import now_utc
-from frontdesk.services import audit
+from frontdesk.services import audit, llm_usage
 from frontdesk.services.outgoing import MessageSender
 from frontdesk.services.reminders import Planning
 
@@ -254,12 +253,8 @@ def runner_for(runtime: Runtime, now: datetime) -> ActionRunner:
             per_conversation=settings.action_identity_max_failures,
             per_identifier=settings.action_identity_max_failures + 2,
         ),
-        extract=extractor_from_settings(
-            settings.llm_base_url,
-            settings.llm_model,
-            settings.llm_api_key,
-            settings.llm_timeout_seconds,
-        ),
+        model=llm_usage.language_model(settings),
+        llm_budget=settings.llm_monthly_token_budget,
     )
 
 

@@ -23,14 +23,16 @@ from frontdesk.domain.errors import FieldError, ValidationFailed
 from frontdesk.domain.reminders import ReminderKind
 from frontdesk.domain.templates import sms_length
 from frontdesk.domain.times import zone
+from frontdesk.services.llm_usage import usage_between
 
 # Pay-as-you-go list prices (USD) used until a practice sets its own: Twilio's US SMS segment,
-# Meta's US utility conversation, a transactional email, 1,000 LLM tokens.
+# Meta's US utility conversation, a transactional email, 1,000 LLM tokens (a small hosted
+# model, input and output blended; a practice running its own model sets 0).
 DEFAULT_PRICES = {
     "sms_segment": 0.0083,
     "whatsapp_conversation": 0.004,
     "email": 0.001,
-    "llm_1k_tokens": 0.0,
+    "llm_1k_tokens": 0.0003,
 }
 
 
@@ -73,7 +75,7 @@ class Dashboard:
     missed_followups_by_day: dict[date, int] = field(default_factory=dict)
     escalations: dict[str, int] = field(default_factory=dict)
     first_response_minutes: list[float] = field(default_factory=list)
-    usage: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
     rebooking_links: int = 0  # follow-ups and receipts that carried a booking link
     rebooked: int = 0  # bookings credited to one of them
@@ -261,8 +263,7 @@ def build(
         "sms_segments": segments,
         "whatsapp_conversations": len(whatsapp_windows),
         "emails": emails,
-        "llm_tokens": 0,
-    }
+    } | usage_between(session, pid, start, end)
     return board
 
 
@@ -292,8 +293,8 @@ def to_csv(board: Dashboard) -> str:
     writer.writerow(["median_first_human_response_minutes", "", _fmt(board.median_first_response)])
     for key, value in board.usage.items():
         writer.writerow(["usage", key, value])
-    for key, value in board.cost.items():
-        writer.writerow(["estimated_cost_usd", key, value])
+    for key, cost in board.cost.items():
+        writer.writerow(["estimated_cost_usd", key, cost])
     return out.getvalue()
 
 

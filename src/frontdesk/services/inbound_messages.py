@@ -29,6 +29,7 @@ from frontdesk.domain.reminders import ReminderState
 from frontdesk.domain.times import now_utc
 from frontdesk.services import consent, inbound
 from frontdesk.services.handoff import AlertSender
+from frontdesk.services.llm_usage import language_model
 from frontdesk.services.outgoing import MessageSender
 from frontdesk.services.patients import contact_of, effective_channel
 from frontdesk.services.reminders import Planning
@@ -101,6 +102,8 @@ def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:
         interpret=interpreter_for(runtime),
         public_url=runtime.settings.public_url,
         actions=lambda: _runner_for(runtime, now),
+        model=language_model(runtime.settings),
+        llm_budget=runtime.settings.llm_monthly_token_budget,
     )
 
 

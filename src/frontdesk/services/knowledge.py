@@ -10,6 +10,7 @@ changes the fingerprint, so every process rebuilds on its next question.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,12 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from frontdesk.adapters import llm
 from frontdesk.adapters.db.knowledge_models import KnowledgeChunk, KnowledgeDocument
 from frontdesk.adapters.db.models import Practice, utcnow
-from frontdesk.agent.answer import Answer, answer_question
+from frontdesk.adapters.llm import LanguageModel, Meter
+from frontdesk.agent import grounding
+from frontdesk.agent.answer import Answer, Citation, answer_question, retrieved_passages
 from frontdesk.agent.chunking import chunk_document
 from frontdesk.agent.documents import DocumentError, media_type_of, parse
 from frontdesk.agent.embeddings import load_encoder
@@ -29,6 +33,8 @@ from frontdesk.agent.retrieval import KnowledgeIndex, Passage
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
 from frontdesk.services import audit
+
+log = logging.getLogger(__name__)
 
 READY, FAILED = "ready", "failed"
 MAX_SOURCE = 500
@@ -287,11 +293,15 @@ def answer(
     practice_id: int,
     question: str,
     language: str | None = None,
+    *,
+    model: LanguageModel | None = None,
+    meter: Meter | None = None,
 ) -> Answer:
     """A grounded answer to ``question`` from the practice's documents, or a decline.
 
     ``language`` ('en' or 'es') chooses the words of a decline and how the question is read;
-    None detects it from the question.
+    None detects it from the question. With a ``model``, an answered question may be phrased by
+    it (``phrase``); a decline never is.
     """
     if isinstance(runtime_or_session, Runtime):
         embeddings = runtime_or_session.settings.kb_embeddings
@@ -299,7 +309,39 @@ def answer(
             index = index_for(session, practice_id, embeddings=embeddings)
     else:
         index = index_for(runtime_or_session, practice_id)
-    return answer_question(index, question, language)
+    extractive = answer_question(index, question, language)
+    if model is None:
+        return extractive
+    return phrase(index, question, extractive, model, meter)
+
+
+def phrase(
+    index: KnowledgeIndex,
+    question: str,
+    extractive: Answer,
+    model: LanguageModel,
+    meter: Meter | None,
+) -> Answer:
+    """The model's wording of the answer, built from the passages retrieved for the question
+    and kept only when every sentence is supported by the passages it cites
+    (``agent/grounding.py``); otherwise the extractive answer. A question the documents do not
+    answer, or that asks for clinical advice, never reaches the model."""
+    if not extractive.answered:
+        return extractive
+    found = retrieved_passages(index, question, extractive.language)
+    numbered = [llm.Passage(n, p.source, p.section, p.text) for n, p in enumerate(found, start=1)]
+    phrased = model.phrase_answer(question, numbered, meter)
+    if phrased is None:
+        return extractive
+    verdict = grounding.check(phrased.text, {p.number: p.text for p in numbered})
+    if not verdict.supported:
+        log.info("generated answer replaced by the extractive one: %s", verdict.reason)
+        return extractive
+    citations = tuple(
+        Citation(numbered[n - 1].source, numbered[n - 1].section, numbered[n - 1].text[:500])
+        for n in verdict.cited
+    )
+    return Answer(True, verdict.text, citations, "phrased", extractive.language)
 
 
 def answer_many(

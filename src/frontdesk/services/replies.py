@@ -25,6 +25,7 @@ from frontdesk.adapters.db.models import (
     Practice,
     ReviewItem,
 )
+from frontdesk.adapters.llm import LanguageModel
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.contact import normalize_email, normalize_phone, region_of_locale
 from frontdesk.domain.messages import language_of
@@ -47,6 +48,7 @@ from frontdesk.services.appointment_answers import (
     RESCHEDULE,
     apply_answer,
 )
+from frontdesk.services.llm_usage import SessionMeter
 from frontdesk.services.reminders import Planning
 from frontdesk.services.templates import TemplateBook, context_for, render
 
@@ -105,6 +107,10 @@ class ReplyContext:
     public_url: str = "http://127.0.0.1:8000"
     # Custom actions (issue 6): a runner per message, or None where actions are not used.
     actions: Callable[[], Any] | None = None
+    # The optional language model that may phrase grounded answers, and each practice's
+    # monthly token budget for it (docs/LLM.md).
+    model: LanguageModel | None = None
+    llm_budget: int | None = None
 
 
 def receive(
@@ -335,8 +341,22 @@ class _Handler:
     # Questions: answered only from the practice's documents, with the source.
 
     def answer_question(self) -> None:
+        model = self.context.model
         result = knowledge.answer(
-            self.session, self.practice.id, self.inbound.text, self._language()
+            self.session,
+            self.practice.id,
+            self.inbound.text,
+            self._language(),
+            model=model,
+            meter=SessionMeter(
+                self.session,
+                self.practice.id,
+                model.model,
+                self.context.planning.now,
+                self.context.llm_budget,
+            )
+            if model is not None
+            else None,
         )
         if result.reason == "clinical":
             # Advice about care is for the clinician: say so, and hand the thread to staff.

@@ -466,6 +466,7 @@ from frontdesk.adapters.db import (  # noqa: E402, F401
     channel_models,
     handoff_models,
     knowledge_models,
+    llm_models,
     scheduler_models,
     staff_models,
     webhook_models,

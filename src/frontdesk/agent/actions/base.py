@@ -24,7 +24,7 @@ from frontdesk.adapters.db.models import (
     Message,
     Practice,
 )
-from frontdesk.adapters.llm import FieldExtractor
+from frontdesk.adapters.llm import LanguageModel
 from frontdesk.agent.actions import identity
 from frontdesk.agent.actions.redaction import redact
 from frontdesk.agent.actions.spec import (
@@ -32,6 +32,7 @@ from frontdesk.agent.actions.spec import (
 )
 from frontdesk.domain.contact import region_of_locale
 from frontdesk.services import handoff, outgoing
+from frontdesk.services.llm_usage import SessionMeter
 from frontdesk.services.reminders import Planning
 
 ACTIVE = ("collecting", "running", "waiting_effect", "waiting_reply")
@@ -78,8 +79,10 @@ class RunnerBase:
     public_url: str = "http://127.0.0.1:8000"
     run_ttl: timedelta = timedelta(hours=24)
     identity_limits: identity.Limits = field(default_factory=identity.Limits)
-    # Optional: a language model that proposes a field value from free text (adapters/llm.py).
-    extract: FieldExtractor | None = None
+    # Optional: a language model that may propose a field value or an action (adapters/llm.py),
+    # and each practice's monthly token budget for it.
+    model: LanguageModel | None = None
+    llm_budget: int | None = None
     # Messages queued by this runner: send their ids after the caller's commit.
     queued: list[Message] = field(default_factory=list)
 
@@ -152,6 +155,15 @@ class RunnerBase:
         run.finished_at = self.now
         run.wait_until = None
         self._log(session, run, "finish", state, {"outcome": outcome})
+
+    def _meter(self, session: Session, run: ActionRun) -> SessionMeter:
+        return SessionMeter(
+            session,
+            run.practice_id,
+            self.model.model if self.model is not None else "",
+            self.now,
+            self.llm_budget,
+        )
 
     def _log(
         self,

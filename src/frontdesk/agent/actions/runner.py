@@ -42,6 +42,7 @@ from frontdesk.agent.actions.slots import SlotFilling
 from frontdesk.agent.actions.steps import StepRunner
 from frontdesk.domain.messages import language_of
 from frontdesk.services.appointment_answers import ANSWERS
+from frontdesk.services.llm_usage import SessionMeter
 from frontdesk.services.patients import effective_channel
 from frontdesk.services.replies import thread_for
 
@@ -134,12 +135,13 @@ class ActionRunner(SlotFilling, StepRunner):
         run = self._current(session, conversation)
         if run is None:
             name = self._triggered(session, conversation, message_text, intent)
+            started_by = f"message:{intent}"
+            if name is None and intent == "other" and self.model is not None:
+                # No rule matched: the model may pick one of the conversational actions.
+                name, started_by = self._picked(session, conversation, message_text), "llm"
             if name is None:
                 return False
-            return (
-                self.start(session, name, conversation, {"started_by": f"message:{intent}"})
-                is not None
-            )
+            return self.start(session, name, conversation, {"started_by": started_by}) is not None
         if run.expires_at <= self.now:
             self._finish(session, run, "expired", "expired")
             return False
@@ -219,6 +221,27 @@ class ActionRunner(SlotFilling, StepRunner):
         else:
             query = query.where(ActionRun.conversation_id == conversation.id)
         return session.scalar(query.order_by(ActionRun.id.desc()).limit(1))
+
+    def _picked(self, session: Session, conversation: Conversation, text: str) -> str | None:
+        """The action the model proposes for ``text``, only among the practice's enabled
+        actions that a message may start (intent, keyword or manual triggers); starting it goes
+        through ``start`` like any other, identity checks included."""
+        assert self.model is not None
+        records = session.scalars(
+            select(ActionSpecRecord)
+            .where(
+                ActionSpecRecord.practice_id == conversation.practice_id,
+                ActionSpecRecord.enabled.is_(True),
+                ActionSpecRecord.trigger_event.in_(("intent", "keyword", "manual")),
+            )
+            .order_by(ActionSpecRecord.name)
+        ).all()
+        if not records:
+            return None
+        meter = SessionMeter(
+            session, conversation.practice_id, self.model.model, self.now, self.llm_budget
+        )
+        return self.model.pick_action(text, [(r.name, r.description) for r in records], meter)
 
     def _triggered(
         self, session: Session, conversation: Conversation, text: str, intent: str

@@ -76,9 +76,11 @@ class SlotFilling(RunnerBase):
             max_length=asking.max_length,
             language=run.language,
         )
-        if value is None and self.extract is not None:
+        if value is None and self.model is not None:
             # The model only proposes; the same reader must accept its proposal.
-            candidate = self.extract(asking.kind, text, asking.choices)
+            candidate = self.model.extract_field(
+                asking.kind, text, asking.choices, self._meter(session, run)
+            )
             if candidate is not None:
                 value = field_reading.read_value(
                     asking.kind,

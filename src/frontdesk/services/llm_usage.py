@@ -1,0 +1,117 @@
+"""Each practice's language-model usage: every call recorded (tokens, purpose, outcome), a
+monthly token budget enforced before each call, and the totals the dashboard bills from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from frontdesk.adapters.db.llm_models import LlmCall
+from frontdesk.adapters.llm import LanguageModel, model_from_settings
+from frontdesk.config import Settings
+
+_models: dict[tuple[object, ...], LanguageModel | None] = {}
+
+
+def language_model(settings: Settings) -> LanguageModel | None:
+    """The configured model (one SDK client per process and configuration), or None."""
+    key = (
+        settings.llm_base_url,
+        settings.llm_model,
+        settings.llm_api_key,
+        settings.llm_timeout_seconds,
+        settings.llm_max_tokens,
+    )
+    if key not in _models:
+        _models[key] = model_from_settings(
+            settings.llm_base_url,
+            settings.llm_model,
+            settings.llm_api_key,
+            settings.llm_timeout_seconds,
+            settings.llm_max_tokens,
+        )
+    return _models[key]
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def tokens_between(session: Session, practice_id: int, start: datetime, end: datetime) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(LlmCall.prompt_tokens + LlmCall.completion_tokens), 0)).where(
+            LlmCall.practice_id == practice_id, LlmCall.at >= start, LlmCall.at < end
+        )
+    )
+    return int(total or 0)
+
+
+def usage_between(
+    session: Session, practice_id: int, start: datetime, end: datetime
+) -> dict[str, int]:
+    calls, failed, prompt, completion = session.execute(
+        select(
+            func.count(LlmCall.id),
+            func.coalesce(func.sum(case((LlmCall.ok.is_(False), 1), else_=0)), 0),
+            func.coalesce(func.sum(LlmCall.prompt_tokens), 0),
+            func.coalesce(func.sum(LlmCall.completion_tokens), 0),
+        ).where(LlmCall.practice_id == practice_id, LlmCall.at >= start, LlmCall.at < end)
+    ).one()
+    return {
+        "llm_calls": int(calls or 0),
+        "llm_failed_calls": int(failed or 0),
+        "llm_prompt_tokens": int(prompt or 0),
+        "llm_completion_tokens": int(completion or 0),
+        "llm_tokens": int((prompt or 0) + (completion or 0)),
+    }
+
+
+@dataclass
+class SessionMeter:
+    """A ``Meter`` (adapters/llm.py) writing to the caller's session: a call is recorded with
+    the change it served, in the same transaction (SQLite has one writer; a second transaction
+    from inside the first would wait for itself). ``monthly_budget`` None: no limit."""
+
+    session: Session
+    practice_id: int
+    model: str
+    now: datetime
+    monthly_budget: int | None = None
+    _used: int | None = field(default=None, init=False)
+
+    def allowed(self) -> bool:
+        if self.monthly_budget is None:
+            return True
+        if self._used is None:
+            start = month_start(self.now)
+            self._used = tokens_between(
+                self.session, self.practice_id, start, start + timedelta(days=32)
+            )
+        return self._used < self.monthly_budget
+
+    def record(
+        self,
+        purpose: str,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        ok: bool,
+        duration_ms: int,
+    ) -> None:
+        self.session.add(
+            LlmCall(
+                practice_id=self.practice_id,
+                at=self.now,
+                purpose=purpose[:40],
+                model=self.model[:120],
+                prompt_tokens=max(0, prompt_tokens),
+                completion_tokens=max(0, completion_tokens),
+                ok=ok,
+                duration_ms=duration_ms,
+            )
+        )
+        if self._used is not None:
+            self._used += max(0, prompt_tokens) + max(0, completion_tokens)
