@@ -6,8 +6,7 @@ miss on the labelled set). Sources:
 - ``tests/eval/intents/labelled.tsv``: messages the project wrote (``intent<TAB>tags<TAB>text``),
   disjoint from the training examples shipped in ``frontdesk/agent/lexicons/train.tsv``; the
   rules were revised after its first run, so its score is optimistic;
-- ``tests/eval/intents/blind.tsv``, ``blind2.tsv``, ``blind3.tsv`` and ``blind4.tsv``: each
-  written after the
+- ``tests/eval/intents/blind.tsv``, ``blind2.tsv`` … ``blind5.tsv``: each written after the
   rules were revised on the sets before it and scored once; that first score (kept in
   docs/QUALITY.md) is the honest estimate. The rules were then revised on their
   misses too, so the scores printed here for them are optimistic as well;
@@ -43,10 +42,10 @@ from frontdesk.domain.intents import Intent
 
 HERE = Path(__file__).resolve().parent
 LABELLED = HERE / "intents" / "labelled.tsv"
-BLIND = HERE / "intents" / "blind.tsv"
-BLIND2 = HERE / "intents" / "blind2.tsv"
-BLIND3 = HERE / "intents" / "blind3.tsv"
-BLIND4 = HERE / "intents" / "blind4.tsv"
+# In the order they were written: set n was written after the rules were revised on set n-1.
+BLIND_SETS = [
+    HERE / "intents" / name for name in ("blind.tsv", *(f"blind{n}.tsv" for n in range(2, 6)))
+]
 TRAIN = Path(__file__).resolve().parents[2] / "src/frontdesk/agent/lexicons/train.tsv"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "external"
 EXTERNAL = SHARED / "mental_health_text"
@@ -355,11 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cases = read_cases()
-    blind = read_cases(BLIND)
-    blind2 = read_cases(BLIND2)
-    blind3 = read_cases(BLIND3)
-    blind4 = read_cases(BLIND4)
-    overlap = overlap_with_training(cases + blind + blind2 + blind3 + blind4)
+    blinds = [read_cases(path) for path in BLIND_SETS]
+    overlap = overlap_with_training(cases + [case for blind in blinds for case in blind])
     if overlap:
         print(f"evaluation and training overlap in {len(overlap)} texts: {overlap[:5]}")
         return 1
@@ -382,18 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- {lang}: accuracy {r.correct / r.total:.3f}, macro-F1 {r.macro_f1:.3f}, "
             f"crisis recall {r.crisis_recall:.3f}"
         )
-    blind_report = score(blind, _intent)
-    print(f"\n## Blind set 1 ({len(blind)} messages; first score in docs/QUALITY.md)\n")
-    print(markdown_table(blind_report))
-    blind2_report = score(blind2, _intent)
-    print(f"\n## Blind set 2 ({len(blind2)} messages; first score in docs/QUALITY.md)\n")
-    print(markdown_table(blind2_report))
-    blind3_report = score(blind3, _intent)
-    print(f"\n## Blind set 3 ({len(blind3)} messages; first score in docs/QUALITY.md)\n")
-    print(markdown_table(blind3_report))
-    blind4_report = score(blind4, _intent)
-    print(f"\n## Blind set 4 ({len(blind4)} messages; first score in docs/QUALITY.md)\n")
-    print(markdown_table(blind4_report))
+    blind_reports = []
+    for number, blind in enumerate(blinds, start=1):
+        blind_report = score(blind, _intent)
+        blind_reports.append(blind_report)
+        print(f"\n## Blind set {number} ({len(blind)} messages; first score in docs/QUALITY.md)\n")
+        print(markdown_table(blind_report))
     print(f"\n## Speed\n\n- first call (loads lexicons, trains the model): {cold * 1000:.0f} ms")
     print(
         f"- warm: **{warm_cpu:,.0f} messages per CPU-second**, {warm:,.0f} per wall-clock "
@@ -406,13 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(everyday_report()))
     if args.errors:
         print("## Misses on the labelled set\n")
-        for case, got in [
-            *report.errors,
-            *blind_report.errors,
-            *blind2_report.errors,
-            *blind3_report.errors,
-            *blind4_report.errors,
-        ]:
+        for case, got in [*report.errors, *(e for r in blind_reports for e in r.errors)]:
             tags = ",".join(sorted(case.tags))
             print(f"- expected {case.intent}, got {got} [{tags}]: {case.text}")
     return 0

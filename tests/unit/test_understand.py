@@ -418,9 +418,7 @@ def test_harness_scores_a_slice() -> None:
     harness = _harness()
     cases = harness.read_cases()
     assert len(cases) >= 500
-    blind = [
-        c for f in (harness.BLIND, harness.BLIND2, harness.BLIND3) for c in harness.read_cases(f)
-    ]
+    blind = [c for path in harness.BLIND_SETS for c in harness.read_cases(path)]
     assert harness.overlap_with_training(cases + blind) == []
     sample = cases[::20]
     report = harness.score(sample, lambda text: understand(text).intent)
