@@ -149,6 +149,20 @@ CRISIS = [
     "No voy a estar para la próxima sesión",
     "Mi esposo me pega",
     "¿Para qué seguir?",
+    # constructs added after the fifth blind set, in other words than its messages
+    "I gave my cat to my neighbour, she'll take better care of her than I could",
+    "He'll break my arm if I go to therapy again",
+    "I've made my peace with everything",
+    "my friend just took a bunch of pills and won't talk to me",
+    "the voices keep telling me to hurt my mom",
+    "my girlfriend says she will end it if I leave her",
+    "thanks for everything. none of this is your fault",
+    "if I'm still alive by friday I'll be there",
+    "I already chose the bridge",
+    "Me volví a cortar anoche",
+    "estoy en el puente",
+    "Mi novio me va a matar si se entera",
+    "el padrastro de mi amiga la toca",
 ]
 
 
@@ -174,6 +188,9 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("Me muero de ganas de verla, ahí estaré el jueves", I.CONFIRM),
     ("El tráfico me está matando, llego tarde", I.OTHER),
     ("Mi jefe me va a matar si llego tarde", I.OTHER),
+    ("Me corté el pelo, nos vemos mañana", None),
+    ("what's the late fee? don't want to die of shock when the bill comes", I.QUESTION),
+    ("thanks for trying to find me a slot, see you thursday", None),
 ]
 
 
