@@ -295,6 +295,20 @@ def test_after_downtime_only_the_latest_due_stage_is_sent(runtime: Runtime) -> N
     assert len(fake.calls) == 1
 
 
+def test_after_downtime_past_the_start_no_stage_reminder_is_sent(runtime: Runtime) -> None:
+    clock = Clock(T0)
+    start = T0 + timedelta(days=4, hours=6)
+    put(runtime, clock, start, announce=False)
+    clock.now = start + timedelta(minutes=20)  # every stage overdue, the session has begun
+    fake = FakeChannel()
+    drain(dispatcher(runtime, clock, fake))
+    assert all("missed you" in call.body for call in fake.calls)  # the follow-up only
+    with runtime.transaction() as session:
+        reasons = {r.stage: (r.state, r.reason) for r in session.scalars(select(Reminder))}
+    assert reasons["-2h"] == ("skipped", "the session had already started")
+    assert {reasons["-72h"][0], reasons["-24h"][0]} == {"skipped"}
+
+
 def test_daily_cap_defers_a_second_reminder_for_the_same_patient(runtime: Runtime) -> None:
     clock = Clock(T0)
     put(runtime, clock, T0 + timedelta(days=3), external_id="a1", announce=False)

@@ -349,6 +349,10 @@ class Dispatcher:
             channel = channels[0]
         if reminder.channel != channel.value:  # (an unchanged row costs the flush nothing)
             reminder.channel = channel.value
+        if kind == ReminderKind.STAGE and now >= appointment.start_at:
+            # The worker was down, or the send waited: a reminder of a session that has begun
+            # helps no one (the missed-session follow-up is its own kind).
+            return _finish(reminder, ReminderState.SKIPPED, "the session had already started")
         wait = later_moment(reminder, channel, facts.timezone, policy, now, context)
         if wait is not None:
             later, why = wait
