@@ -54,16 +54,30 @@ def test_bm25_matches_the_formula_by_hand() -> None:
         ("Do you take Aetna?", "insurance-and-payment.md", "Insurance plans we accept", "Aetna"),
         ("cancelation fee??", "fees-and-cancellation.md", "Late cancellation fee", "$75"),
         ("¿Cuánto cuesta una sesión?", "preguntas-frecuentes.md", "Costos y seguros", "$160"),
+        # a street address is the answer to "address", misspelt or not
+        (
+            "whats the adress of the westside office",
+            "location-and-parking.md",
+            "Westside office",
+            "88 Elm Ave",
+        ),
+        # "how much notice" asks for a time, not an amount
+        (
+            "how much notice do i need to give to cancel",
+            "fees-and-cancellation.md",
+            None,
+            "24 hours",
+        ),
     ],
 )
 def test_answers_are_sentences_of_the_documents_with_a_citation(
-    demo: KnowledgeIndex, question: str, source: str, section: str, phrase: str
+    demo: KnowledgeIndex, question: str, source: str, section: str | None, phrase: str
 ) -> None:
     answer = answer_question(demo, question)
     assert answer.answered, answer
     assert phrase in answer.answer
     [citation] = answer.citations
-    assert (citation.source, citation.section) == (source, section)
+    assert citation.source == source and section in (None, citation.section)
     document = next(p for p in demo_documents() if p.name == source).read_text()
     for sentence in citation.text.split(". "):
         assert sentence.rstrip(".") in document  # extractive: copied, never written
@@ -71,7 +85,13 @@ def test_answers_are_sentences_of_the_documents_with_a_citation(
 
 @pytest.mark.parametrize(
     "question",
-    ["Do you offer couples therapy?", "Do you take Cigna?", "Can I bring my dog to sessions?"],
+    [
+        "Do you offer couples therapy?",
+        "Do you take Cigna?",
+        "Can I bring my dog to sessions?",
+        # an amount is asked for; a sentence about phone calls without one is no answer
+        "Do you charge for phone calls between sessions?",
+    ],
 )
 def test_questions_the_documents_do_not_cover_are_declined_with_a_person_offered(
     demo: KnowledgeIndex, question: str

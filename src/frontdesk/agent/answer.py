@@ -97,8 +97,11 @@ def decline(reason: str, language: str, question: str = "") -> Answer:
 # --- what kind of fact the question wants ------------------------------------------------------
 
 _MONEY_Q = re.compile(
-    r"\bhow much\b|^(?:what|whats|what's)\b.*\b(?:cost|costs|price|fee|rate)\b|\bcuant[oa]\b|"
-    r"^(?:cual|que) es (?:el|la) (?:precio|costo|tarifa)"
+    r"\bhow much\b(?! (?:notice|time|warning|advance|ahead|earlier|longer|sooner))|"
+    r"^(?:what|whats|what's)\b.*\b(?:cost|costs|price|fee|rate)\b|\bcuant[oa]\b|"
+    r"^(?:cual|que) es (?:el|la) (?:precio|costo|tarifa)|"
+    r"\b(?:do|does|will) (?:you|they|it|the practice) (?:charge|cost|bill)\b|"
+    r"\bis there (?:a|any) (?:fee|charge|cost)\b|\bcobran\b"
 )
 _MONEY_A = re.compile(
     r"\$\s?\d|\d+\s?(?:dollars|dolares|usd)|\bfree\b|\bgratis\b|\bgratuit|"
@@ -106,7 +109,7 @@ _MONEY_A = re.compile(
 )
 _TIME_Q = re.compile(
     r"\bwhen\b|\bwhat time\b|\bhow long\b|\bhow soon\b|\bhours\b|\bcuando\b|"
-    r"\bque hora\b|\bhorario"
+    r"\bque hora\b|\bhorario|\bhow much (?:notice|time|warning|advance|ahead)\b"
 )
 _TIME_A = re.compile(
     r"\d+[\s-]*(?:minutes?|hours?|days?|business days?|weeks?|months?|years?|a\.m\.|p\.m\.|am|pm|"
@@ -137,10 +140,34 @@ def _counts_what_was_asked(query: Query, sentence_text: str) -> bool:
     return False
 
 
-_ADDRESS_Q = re.compile(r"\baddress\b|\bdireccion\b|^where(?: is|'s| are)\b|^donde (?:esta|queda)")
+_ADDRESS_Q = re.compile(r"\bad+res+\b|\bdireccion\b|^where(?: is|'s| are)\b|^donde (?:esta|queda)")
 _ADDRESS_A = re.compile(
     r"\b\d{1,5}\s+\w+(?:\s+\w+)?\s+(?:st|street|ave|avenue|rd|road|blvd|lane|way|drive|dr)\b"
 )
+
+
+# A sentence that states the kind of fact asked for mentions the question's word for that kind:
+# "120 Harbor St" is the address even where the word "address" is not written.
+_FACT_WORDS: tuple[tuple[re.Pattern[str], re.Pattern[str], frozenset[str]], ...] = (
+    (
+        _ADDRESS_Q,
+        _ADDRESS_A,
+        frozenset({"address", "adress", "addres", "direccion", "location", "ubicacion"}),
+    ),
+    (_NUMBER_Q, _NUMBER_A, frozenset({"number", "numero", "phone", "telefono"})),
+)
+
+
+def _implied(query: Query, sentence_text: str) -> frozenset[str]:
+    """Stems a sentence mentions by stating the fact a question word asks for."""
+    q, a = fold(query.text).strip(" ¿¡"), fold(sentence_text)
+    found: set[str] = set()
+    for asks, states, names in _FACT_WORDS:
+        if asks.search(q) and states.search(a):
+            for concept in query.concepts:
+                if fold(concept.word) in names:
+                    found.update(concept.asked)
+    return frozenset(found)
 
 
 def _type_ok(question: str, sentence_text: str) -> bool:
@@ -181,9 +208,9 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
         return decline("not_found", lang, asked)
     best: tuple[float, int, list[int], _Prepared] | None = None
     for rank, hit in enumerate(index.search(query, CANDIDATES)):
-        if hit.coverage < MIN_PASSAGE_COVERAGE:
-            continue
         prepared = index.prepared[hit.index]
+        if hit.coverage < MIN_PASSAGE_COVERAGE and not _implied(query, prepared.passage.text):
+            continue
         chosen, score = _sentences_for(index, query, prepared)
         score -= RANK_PENALTY * rank
         if chosen and score >= MIN_SENTENCE_COVERAGE and (best is None or score > best[0]):
@@ -234,10 +261,11 @@ def _sentences_for(
     how_many = _HOW_MANY_Q.search(fold(query.text)) is not None
     scored: list[tuple[float, float, int]] = []  # (order, coverage, sentence)
     fallback: list[tuple[float, float, int]] = []
-    for i, present in enumerate(prepared.sentence_terms):
+    for i, stated in enumerate(prepared.sentence_terms):
         text = prepared.sentences[i]
         if not _type_ok(query.text, text) or (how_many and not _counts_what_was_asked(query, text)):
             continue
+        present = stated | _implied(query, text)
         covered = index.coverage(query, present | heading, title)
         # Within a passage, prefer the sentence that itself says what the heading does not.
         order = covered + 0.05 * (covered - heading_only)

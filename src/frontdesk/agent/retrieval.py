@@ -253,6 +253,12 @@ class KnowledgeIndex:
                     variants.setdefault(stem(fixed, language), TYPO_WEIGHT)
                 for fixed in self._stem_corrections(shelf, base):
                     variants.setdefault(fixed, TYPO_WEIGHT)
+                if len(variants) == 1 and base not in related and len(base) >= 5:
+                    # A misspelt patient word the documents never use ("adress"): its
+                    # synonyms may still be there ("located", "where").
+                    for known in related:
+                        if known[0] == base[0] and edit_distance_at_most(base, known, 1):
+                            variants.setdefault(known, TYPO_WEIGHT)
             for known in list(variants):
                 for other in related.get(known, ()):
                     variants.setdefault(other, SYNONYM_WEIGHT)

@@ -42,6 +42,7 @@ fill complete finish submit
 first new initial
 bring need
 medication medications meds medicine prescribe prescription prescriptions psychiatrist
+  antidepressant antidepressants ssri ssris
 therapist therapists clinician clinicians counselor counselors doctor doctors provider providers
   psychologist staff team
 teen teens teenager teenagers adolescent adolescents child children kid kids minor minors
@@ -50,6 +51,9 @@ spanish espanol bilingual speak speaks speaking language languages
 portal app website online
 device devices computer laptop tablet camera
 download install
+internet connection wifi wi-fi signal
+drop drops dropped disconnect disconnected disconnects freeze freezes frozen lag cut cuts
+  fail fails failed
 letter letters
 message messages text texts voicemail
 respond reply response back return hear

@@ -35,7 +35,7 @@ STOP_EN = _set(
     practice office clinic harbor light counseling there here us ya will shall
     without within per via across around near toward towards upon onto among along inside
     outside since unless whether either neither every each still even ever anyone anybody
-    everyone everybody nobody"""
+    everyone everybody nobody getting gets gotten"""
 )
 STOP_ES = _set(
     """a al algo algun alguna algunas alguno algunos ante antes aqui asi aun bien cada como con
