@@ -25,7 +25,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "answers"
-SPLITS = ("dev", "test", "test2")
+SPLITS = ("dev", "dev2", "test", "test2")
 
 
 @dataclass(frozen=True)

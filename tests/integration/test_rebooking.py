@@ -32,9 +32,7 @@ def test_a_missed_session_follow_up_invites_a_booking_that_is_credited_to_it(
     clock.now = start + timedelta(minutes=20)  # the patient never arrived
     drain(dispatcher(runtime, clock, _outbox(runtime)))
     with runtime.transaction() as session:
-        (followup,) = [
-            m for m in session.scalars(select(OutboxMessage)) if "missed you" in m.body
-        ]
+        (followup,) = [m for m in session.scalars(select(OutboxMessage)) if "missed you" in m.body]
         link = session.scalars(select(RebookingLink)).one()
     url = next(word for word in followup.body.split() if word.startswith("https://book.example"))
     query = parse_qs(urlsplit(url.rstrip(",.")).query)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from frontdesk.services.knowledge import demo_documents
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
 
 import eval_answers
@@ -17,10 +19,12 @@ import eval_answers
 def test_cases_are_well_formed() -> None:
     cases = eval_answers.load_cases("all")
     assert len({c.id for c in cases}) == len(cases)
-    assert {c.split for c in cases} == {"dev", "test"}
+    assert {c.split for c in cases} == set(eval_answers.SPLITS)
+    documents = {p.name: p.read_text(encoding="utf-8") for p in demo_documents()}
     for case in cases:
         if case.answerable:
             assert case.source and case.key, case.id
+            assert case.key in documents[case.source], case.id  # the key is in its document
         else:
             assert case.kind in {"not_covered", "clinical", "injection"}, case.id
     assert sum(c.answerable for c in cases) >= 60

@@ -61,6 +61,13 @@ def test_bm25_matches_the_formula_by_hand() -> None:
             "Westside office",
             "88 Elm Ave",
         ),
+        # the story around a question is not what the documents must mention
+        (
+            "Hi, my primary care doc wants to send over a referral for me. Is there a fax number?",
+            "contact.md",
+            None,
+            "555-0199",
+        ),
         # "how much notice" asks for a time, not an amount
         (
             "how much notice do i need to give to cancel",

@@ -192,6 +192,17 @@ def strip_instructions(question: str) -> str:
     return " ".join(kept)
 
 
+def the_question(message: str) -> str:
+    """The sentences of a message that ask (end in "?"), when it also tells a story: "My doctor
+    wants to send a referral. Is there a fax number?" is asking for the fax number, and every
+    word of the story would otherwise count as something the documents must mention."""
+    parts = sentences(message)
+    asking = [p for p in parts if p.rstrip().endswith("?")]
+    if not asking or len(asking) == len(parts):
+        return message
+    return " ".join(asking)
+
+
 def answer_question(index: KnowledgeIndex, question: str, language: str | None = None) -> Answer:
     question = " ".join(question.split())[:1000]
     lang = language if language in {"en", "es"} else detect_language(question)
@@ -203,7 +214,7 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
         return decline("clinical", lang)
     if len(index) == 0:
         return decline("empty", lang, asked)
-    query = index.query(asked, lang)
+    query = index.query(the_question(asked), lang)
     if not query.concepts:
         return decline("not_found", lang, asked)
     best: tuple[float, int, list[int], _Prepared] | None = None

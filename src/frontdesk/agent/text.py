@@ -35,7 +35,8 @@ STOP_EN = _set(
     practice office clinic harbor light counseling there here us ya will shall
     without within per via across around near toward towards upon onto among along inside
     outside since unless whether either neither every each still even ever anyone anybody
-    everyone everybody nobody getting gets gotten"""
+    everyone everybody nobody getting gets gotten yall lol haha guys um uh hmm btw basically
+    literally honestly kinda sorta anyway anyways q"""
 )
 STOP_ES = _set(
     """a al algo algun alguna algunas alguno algunos ante antes aqui asi aun bien cada como con
