@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +81,8 @@ class FakeModel:
     script: list[Any] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    # Called on every request before the reply (a test looks at the world the call sees).
+    on_request: Callable[[], None] | None = None
 
 
 @contextmanager
@@ -92,6 +94,8 @@ def fake_model(*script: Any) -> Iterator[FakeModel]:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             state.requests.append({"path": self.path, **json.loads(raw)})
             state.headers.append({k.lower(): v for k, v in self.headers.items()})
+            if state.on_request is not None:
+                state.on_request()
             step = state.script.pop(0) if state.script else text_reply("")
             if isinstance(step, Slow):
                 time.sleep(step.seconds)

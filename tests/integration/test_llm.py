@@ -7,12 +7,13 @@ shows on the dashboard (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, make_url, select, text
 
 from conftest import make_settings
 from frontdesk.adapters.channels.outbox import OutboxChannel
@@ -22,7 +23,7 @@ from frontdesk.adapters.db.models import Message, Patient
 from frontdesk.adapters.llm import LanguageModel, Passage
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.domain.channels import Channel
-from frontdesk.services import actions, dashboard, practices
+from frontdesk.services import actions, dashboard, inbound_messages, practices
 from frontdesk.services.inbound_messages import outbox_reply
 from frontdesk.services.knowledge import seed_demo_documents
 from frontdesk.services.outgoing import MessageSender, fixed_senders
@@ -306,6 +307,85 @@ def test_a_prompt_injection_changes_nothing(runtime: Runtime, model: FakeModel) 
     with runtime.transaction() as session:
         appointment_states = session.scalars(select(Message.purpose)).all()
     assert "receipt_confirm" not in appointment_states  # nothing was confirmed
+
+
+def _no_transaction_open(database_url: str) -> bool:
+    """Whether another connection could write now: no transaction holds the database."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        probe = sqlite3.connect(str(url.database), timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            held = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+                )
+            )
+        return held == 0
+    finally:
+        engine.dispose()
+
+
+def test_the_model_is_called_with_no_database_transaction_open(
+    runtime: Runtime, model: FakeModel
+) -> None:
+    ids = _patient_with_kb(runtime)
+    seen: list[bool] = []
+    model.on_request = lambda: seen.append(_no_transaction_open(runtime.settings.database_url))
+    model.script.append(
+        tool_call("answer", {"text": "A late cancellation is charged a fee of $75 [1]."})
+    )
+    llm = _with_model(runtime, model.url)
+    try:
+        reply = _ask(llm, ids, "what's your late cancellation fee?")
+    finally:
+        llm.dispose()
+    assert seen == [True]
+    assert "A late cancellation is charged a fee of $75." in reply
+    with runtime.transaction() as session:
+        assert len(session.scalars(select(LlmCall)).all()) == 1
+
+
+def test_an_answer_held_for_the_model_still_goes_out_if_the_wording_never_happens(
+    runtime: Runtime, model: FakeModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _patient_with_kb(runtime)
+    # The process dies after its commit, before the model is asked.
+    monkeypatch.setattr(inbound_messages, "_phrase_after_commit", lambda *a, **k: None)
+    llm = _with_model(runtime, model.url)
+    outbox = OutboxChannel(runtime.sessions, runtime.cipher)
+    senders = fixed_senders({Channel.SMS: outbox, Channel.EMAIL: outbox})
+    try:
+        outbox_reply(
+            llm,
+            MessageSender(llm, senders, clock=lambda: T0),
+            practice_id=ids[0],
+            patient_id=ids[1],
+            text="what's your late cancellation fee?",
+            clock=lambda: T0,
+        )
+        with runtime.transaction() as session:
+            held = session.scalars(select(Message).where(Message.purpose == "answer")).one()
+            assert held.delivery_status == "pending"  # not sent at once: held for the model
+        # Another worker, once the hold is over, sends the extractive answer.
+        later = T0 + timedelta(seconds=llm.settings.llm_timeout_seconds + 6)
+        assert MessageSender(llm, senders, clock=lambda: later).send_due() == 1
+    finally:
+        llm.dispose()
+    assert model.requests == []
+    with runtime.transaction() as session:
+        sent = session.scalars(select(Message).where(Message.purpose == "answer")).one()
+    assert sent.delivery_status != "pending" and FEE_SENTENCE in sent.body
 
 
 def test_a_crisis_never_reaches_the_model(runtime: Runtime, model: FakeModel) -> None:

@@ -27,10 +27,10 @@ from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
 from frontdesk.domain.reminders import ReminderState
 from frontdesk.domain.times import now_utc
-from frontdesk.services import consent, inbound
+from frontdesk.services import consent, inbound, knowledge
 from frontdesk.services.handoff import AlertSender
-from frontdesk.services.llm_usage import language_model
-from frontdesk.services.outgoing import MessageSender
+from frontdesk.services.llm_usage import BufferedMeter, language_model, monthly_used
+from frontdesk.services.outgoing import PENDING, MessageSender
 from frontdesk.services.patients import contact_of, effective_channel
 from frontdesk.services.reminders import Planning
 from frontdesk.services.replies import (
@@ -39,6 +39,7 @@ from frontdesk.services.replies import (
     Interpreter,
     ReplyContext,
     ReplyOutcome,
+    answer_body,
     receive,
 )
 
@@ -104,6 +105,7 @@ def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:
         actions=lambda: _runner_for(runtime, now),
         model=language_model(runtime.settings),
         llm_budget=runtime.settings.llm_monthly_token_budget,
+        phrase_hold_seconds=runtime.settings.llm_timeout_seconds + 5.0,
     )
 
 
@@ -164,8 +166,54 @@ def accept(
             if row is None or row.state != "received":
                 return results
     inbound.process(runtime, stored.webhook_id, _handler(runtime, results, clock))
+    _phrase_after_commit(runtime, results, clock)
     _send_after_commit(runtime, sender, results)
     return results
+
+
+def _phrase_after_commit(
+    runtime: Runtime, results: list[ReplyOutcome], clock: Callable[[], datetime] = now_utc
+) -> None:
+    """Let the language model word the answers just committed, outside any transaction (a
+    call may take seconds; SQLite has one writer and PostgreSQL connections are shared). An
+    answer it words is kept only when its citations support it (``knowledge.phrase``);
+    otherwise, or on any failure, the extractive answer already queued goes out as it is."""
+    model = language_model(runtime.settings)
+    for outcome in results:
+        for item in outcome.phrasing:
+            message_id = item.message.id
+            if model is None or message_id is None:
+                continue
+            now = clock()
+            meter = BufferedMeter(
+                item.practice_id,
+                model.model,
+                now,
+                monthly_budget=runtime.settings.llm_monthly_token_budget,
+            )
+            body: str | None = None
+            try:
+                with runtime.transaction() as session:
+                    index = knowledge.index_for(
+                        session, item.practice_id, embeddings=runtime.settings.kb_embeddings
+                    )
+                    meter.used = monthly_used(session, item.practice_id, now)
+                worded = knowledge.phrase(index, item.question, item.extractive, model, meter)
+                if worded.reason == "phrased":
+                    body = answer_body(item.intro, worded)
+            except Exception:
+                log.exception("wording an answer failed; the extractive answer goes out")
+            with runtime.transaction() as session:
+                meter.write(session)
+                release: dict[str, Any] = {"next_attempt_at": now}
+                if body is not None:
+                    release["body"] = body
+                # Only while no sender has taken it: a message already sent keeps its words.
+                session.execute(
+                    update(Message)
+                    .where(Message.id == message_id, Message.delivery_status == PENDING)
+                    .values(**release)
+                )
 
 
 def _send_after_commit(
@@ -192,6 +240,7 @@ def retry_failed(
     counts = inbound.retry_failed(
         runtime, handlers, limit=limit, stored_before=now_utc() - timedelta(seconds=grace)
     )
+    _phrase_after_commit(runtime, results)
     _send_after_commit(runtime, sender, results)
     return sum(counts.values())
 

@@ -115,3 +115,52 @@ class SessionMeter:
         )
         if self._used is not None:
             self._used += max(0, prompt_tokens) + max(0, completion_tokens)
+
+
+@dataclass
+class BufferedMeter:
+    """A ``Meter`` for calls made outside any transaction: whether a call is allowed was read
+    before (``used`` tokens this month), and the calls are kept until :meth:`write` adds them
+    in the transaction that records the result."""
+
+    practice_id: int
+    model: str
+    now: datetime
+    used: int = 0
+    monthly_budget: int | None = None
+    calls: list[LlmCall] = field(default_factory=list)
+
+    def allowed(self) -> bool:
+        return self.monthly_budget is None or self.used < self.monthly_budget
+
+    def record(
+        self,
+        purpose: str,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        ok: bool,
+        duration_ms: int,
+    ) -> None:
+        self.calls.append(
+            LlmCall(
+                practice_id=self.practice_id,
+                at=self.now,
+                purpose=purpose[:40],
+                model=self.model[:120],
+                prompt_tokens=max(0, prompt_tokens),
+                completion_tokens=max(0, completion_tokens),
+                ok=ok,
+                duration_ms=duration_ms,
+            )
+        )
+        self.used += max(0, prompt_tokens) + max(0, completion_tokens)
+
+    def write(self, session: Session) -> None:
+        session.add_all(self.calls)
+        self.calls = []
+
+
+def monthly_used(session: Session, practice_id: int, now: datetime) -> int:
+    start = month_start(now)
+    return tokens_between(session, practice_id, start, start + timedelta(days=32))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +26,7 @@ from frontdesk.adapters.db.models import (
     ReviewItem,
 )
 from frontdesk.adapters.llm import LanguageModel
+from frontdesk.agent.answer import Answer
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.contact import normalize_email, normalize_phone, region_of_locale
 from frontdesk.domain.messages import language_of
@@ -48,7 +49,6 @@ from frontdesk.services.appointment_answers import (
     RESCHEDULE,
     apply_answer,
 )
-from frontdesk.services.llm_usage import SessionMeter
 from frontdesk.services.reminders import Planning
 from frontdesk.services.templates import TemplateBook, context_for, render
 
@@ -93,10 +93,34 @@ class ReplyOutcome:
     appointment_id: int | None = None
     urgent: bool = False  # an urgent handoff: on-call alerts are waiting to go out
     queued: list[Message] = field(default_factory=list)
+    # Answers a language model may re-word once this transaction has committed.
+    phrasing: list[Phrasing] = field(default_factory=list)
 
     @property
     def queued_ids(self) -> list[int]:
         return [m.id for m in self.queued if m.id is not None]
+
+
+@dataclass(frozen=True)
+class Phrasing:
+    """An extractive answer already queued (held back a little) that a language model may
+    re-word after the commit: the model is never called inside a database transaction."""
+
+    message: Message
+    practice_id: int
+    question: str
+    extractive: Answer
+    intro: str  # "Automated assistant: " on the agent's first words in a thread, else ""
+
+
+def answer_body(intro: str, result: Answer) -> str:
+    """The patient-facing text of an answer: the words, then where they come from."""
+    text = intro + result.answer
+    if result.answered and result.citations:
+        cited = result.citations[0]
+        where = f"{cited.source}, {cited.section}" if cited.section else cited.source
+        text = f"{text}\n(From: {where})"
+    return text
 
 
 @dataclass(frozen=True)
@@ -107,10 +131,12 @@ class ReplyContext:
     public_url: str = "http://127.0.0.1:8000"
     # Custom actions (issue 6): a runner per message, or None where actions are not used.
     actions: Callable[[], Any] | None = None
-    # The optional language model that may phrase grounded answers, and each practice's
-    # monthly token budget for it (docs/LLM.md).
+    # The optional language model that may phrase grounded answers (after the commit, see
+    # Phrasing), and each practice's monthly token budget for it (docs/LLM.md).
     model: LanguageModel | None = None
     llm_budget: int | None = None
+    # How long an answer waiting for the model is held back from the sender.
+    phrase_hold_seconds: float = 0.0
 
 
 def receive(
@@ -341,34 +367,25 @@ class _Handler:
     # Questions: answered only from the practice's documents, with the source.
 
     def answer_question(self) -> None:
-        model = self.context.model
         result = knowledge.answer(
-            self.session,
-            self.practice.id,
-            self.inbound.text,
-            self._language(),
-            model=model,
-            meter=SessionMeter(
-                self.session,
-                self.practice.id,
-                model.model,
-                self.context.planning.now,
-                self.context.llm_budget,
-            )
-            if model is not None
-            else None,
+            self.session, self.practice.id, self.inbound.text, self._language()
         )
         if result.reason == "clinical":
             # Advice about care is for the clinician: say so, and hand the thread to staff.
             self.reply_text(result.answer, purpose="answer")
             self.hand_off(urgent=False, reason="clinical_concern")
             return
-        text = result.answer
-        if result.answered and result.citations:
-            cited = result.citations[0]
-            where = f"{cited.source}, {cited.section}" if cited.section else cited.source
-            text = f"{text}\n(From: {where})"
-        self.reply_text(text, purpose="answer")
+        intro = self._intro()
+        self._queue_reply(answer_body(intro, result), purpose="answer")
+        if result.answered and self.context.model is not None and self.outcome.queued:
+            # Held back while the model words it after the commit; sent as it is if that fails.
+            message = self.outcome.queued[-1]
+            message.next_attempt_at = self.context.planning.now + timedelta(
+                seconds=self.context.phrase_hold_seconds
+            )
+            self.outcome.phrasing.append(
+                Phrasing(message, self.practice.id, self.inbound.text, result, intro)
+            )
         if result.answered:
             self.outcome.action = "answered"
             return
@@ -612,9 +629,14 @@ class _Handler:
     def reply_text(self, text: str, *, purpose: str) -> None:
         """An answer in the agent's own words (from the practice's documents). The first one in
         a thread says it comes from an automated assistant."""
-        if not self._agent_spoke():
-            intro = {"en": "Automated assistant: ", "es": "Asistente automático: "}
-            text = intro[self._language()] + text
+        self._queue_reply(self._intro() + text, purpose=purpose)
+
+    def _intro(self) -> str:
+        if self._agent_spoke():
+            return ""
+        return {"en": "Automated assistant: ", "es": "Asistente automático: "}[self._language()]
+
+    def _queue_reply(self, text: str, *, purpose: str) -> None:
         subject = None
         if self.conversation.channel == Channel.EMAIL.value:
             subject = {"en": "Your question", "es": "Su pregunta"}[self._language()]
