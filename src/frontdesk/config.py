@@ -56,6 +56,14 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="Address patients and providers reach this server at (links, signatures).",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description=(
+            "When set, /metrics answers only requests with `Authorization: Bearer <token>` "
+            "(for a Prometheus scraper outside a private network). Unset: open, as a liveness "
+            "probe is."
+        ),
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API accepts (bytes)."
     )

@@ -59,7 +59,7 @@ API = "api"  # an API key of the practice; cookies do not count
 PUBLIC_WHY = {
     "/healthz": "liveness probe: says ok/degraded and nothing else",
     "/metrics": "Prometheus counts by reminder state and channel, no practice or patient labels; "
-    "restrict at the network in production",
+    "restrict at the network in production, or set FRONTDESK_METRICS_TOKEN",
     "/login": "the sign-in form itself (CSRF double-submit cookie)",
     "/a/{token}": "one-click links in patients' messages: the unguessable token is the credential",
     "/widget.js": "the web chat script practices paste on their sites",

@@ -14,6 +14,7 @@ from conftest import TEST_SECRET
 from frontdesk.adapters.db.models import Reminder
 from frontdesk.bootstrap import Runtime
 from frontdesk.cli import app as cli_app
+from frontdesk.web.app import create_app
 
 
 def noon_in_new_york(days_ahead: int) -> datetime:
@@ -114,3 +115,15 @@ def test_metrics_expose_reminders_by_state_and_channel(
     text = client.get("/metrics").text
     assert 'frontdesk_reminders{channel="sms",state="scheduled"} 5.0' in text
     assert "frontdesk_dispatch_lag_seconds 0.0" in text
+
+
+def test_metrics_can_require_the_scrapers_bearer_token(runtime: Runtime) -> None:
+    settings = runtime.settings.model_copy(update={"metrics_token": "scrape-me"})
+    with TestClient(create_app(settings, runtime)) as client:
+        refused = client.get("/metrics")
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert refused.status_code == wrong.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert "frontdesk_reminders" not in refused.text
+    assert allowed.status_code == 200 and "frontdesk_dispatch_lag_seconds" in allowed.text

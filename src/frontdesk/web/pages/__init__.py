@@ -3,6 +3,7 @@ check."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -90,6 +91,16 @@ async def healthz(request: Request) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: reminders by state and channel, dispatch lag, send latency, retries."""
+    token = request.app.state.settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return Response(
+                "metrics need the scraper's bearer token\n",
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+                media_type="text/plain",
+            )
     registry = request.app.state.metrics_registry
     body = await run_in_threadpool(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
