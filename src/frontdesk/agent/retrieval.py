@@ -69,8 +69,33 @@ FRAMES = [
 ]
 
 
+# Patients' shorthand for words documents spell out.
+SHORTHAND = {
+    "appt": "appointment",
+    "appts": "appointments",
+    "apt": "appointment",
+    "wk": "week",
+    "wks": "weeks",
+    "thru": "through",
+    "tmrw": "tomorrow",
+    "tmr": "tomorrow",
+    "msg": "message",
+    "msgs": "messages",
+    "txt": "text",
+    "meds": "medication",
+    "rx": "prescription",
+    "yo": "years old",
+    "yrs": "years",
+    "mins": "minutes",
+    "hrs": "hours",
+    "pymt": "payment",
+}
+_SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")
+
+
 def reframe(question: str) -> str:
     text = fold(question).replace("\u2019", "'")
+    text = _SHORTHAND.sub(lambda m: SHORTHAND[m.group(1)], text)
     for pattern, replacement in FRAMES:
         text = pattern.sub(replacement, text)
     return text

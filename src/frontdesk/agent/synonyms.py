@@ -14,7 +14,7 @@ from frontdesk.agent.text import fold, stem
 GROUPS_EN = """
 cost costs price prices fee fees charge charged charges rate rates pay paying much expensive
   penalty penalties
-cancel cancellation cancelling canceling cancellations
+cancel cancellation cancelling canceling cancellations bail bailing
 reschedule rescheduling move change
 miss missed missing noshow no-show skip skipped
 appointment appointments session sessions visit visits
@@ -22,29 +22,32 @@ regular standard normal typical usual individual
 late tardy behind
 hours open opening close closed closing
 weekend weekends saturday saturdays sunday sundays
+weekday weekdays monday mondays tuesday tuesdays wednesday wednesdays thursday thursdays
+  friday fridays
 holiday holidays christmas thanksgiving
 telehealth video virtual online zoom remote remotely telemedicine teletherapy facetime
 insurance insurer insurances plan plans coverage covered cover accept take network in-network
 medicaid mainecare
 self-pay selfpay uninsured
 sliding reduced discount afford affordable low-income income
-payment pay paying card cards credit debit check checks cash hsa fsa bill billing
+payment pay paying card cards credit debit check checks cash hsa fsa bill billing money
 location locations address located where directions find state states
-parking park parked lot
-bus transit metro
-records record file chart notes copy copies
+parking park parked lot car cars ticket tickets meter
+bus transit metro drive transportation
+records record file chart notes copy copies printed printing print paper pages page
 crisis emergency emergencies urgent suicidal suicide 988 911 hotline helpline lifeline line
 phone number call telephone ring
 email e-mail mail
 fax faxes
 paperwork forms form intake questionnaire documents
 fill complete finish submit
-first new initial
+first new initial evaluation assessment intake
 bring need
 medication medications meds medicine prescribe prescription prescriptions psychiatrist
+  script scripts
   antidepressant antidepressants ssri ssris
 therapist therapists clinician clinicians counselor counselors doctor doctors provider providers
-  psychologist staff team
+  psychologist staff team human person someone
 teen teens teenager teenagers adolescent adolescents child children kid kids minor minors
   son daughter age aged year years
 spanish espanol bilingual speak speaks speaking language languages
@@ -58,7 +61,7 @@ letter letters
 message messages text texts voicemail
 respond reply response back return hear
 accessible wheelchair elevator stairs
-superbill receipt reimbursement out-of-network
+superbill receipt reimbursement out-of-network itemized
 """
 
 GROUPS_ES = """

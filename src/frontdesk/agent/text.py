@@ -36,7 +36,9 @@ STOP_EN = _set(
     without within per via across around near toward towards upon onto among along inside
     outside since unless whether either neither every each still even ever anyone anybody
     everyone everybody nobody getting gets gotten yall lol haha guys um uh hmm btw basically
-    literally honestly kinda sorta anyway anyways q"""
+    literally honestly kinda sorta anyway anyways q yet now supposed far ahead probably
+    totally ugh gonna wanna sooner middle special hoping lands roughly beforehand told figure
+    wondering whatever stuff thing things lot lots bit"""
 )
 STOP_ES = _set(
     """a al algo algun alguna algunas alguno algunos ante antes aqui asi aun bien cada como con
