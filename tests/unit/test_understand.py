@@ -167,6 +167,11 @@ CRISIS = [
     "estoy en el puente",
     "Mi novio me va a matar si se entera",
     "el padrastro de mi amiga la toca",
+    "mi hermana dice que se va a matar",
+    "las voces me dicen que lastime a mi hijo",
+    "nos vemos el lunes si sigo viva",
+    "mi amigo se tomó todas sus pastillas",
+    "mi ex me quiere matar",
 ]
 
 
@@ -193,6 +198,8 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("El tráfico me está matando, llego tarde", I.OTHER),
     ("Mi jefe me va a matar si llego tarde", I.OTHER),
     ("Me corté el pelo, nos vemos mañana", None),
+    ("se va a matar de risa con el chiste, nos vemos el martes", None),
+    ("me estoy matando trabajando esta semana jaja", None),
     ("what's the late fee? don't want to die of shock when the bill comes", I.QUESTION),
     ("thanks for trying to find me a slot, see you thursday", None),
 ]
