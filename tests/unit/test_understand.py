@@ -172,6 +172,17 @@ CRISIS = [
     "nos vemos el lunes si sigo viva",
     "mi amigo se tomó todas sus pastillas",
     "mi ex me quiere matar",
+    # added after the sixth blind set, in other words
+    "my boyfriend keeps a gun under the bed and pointed it at me",
+    "they took my passport and say I owe them for the apartment",
+    "her stepdad touches her when mom is at work",
+    "some guy has been following me home from the bus every night",
+    "I'm afraid I might hurt the baby when she won't stop crying",
+    "took like 20 of my xanax",
+    "the only thing keeping me here is my dog",
+    "tengo una soga guardada en el garaje",
+    "me quitaron el pasaporte y me obligan a trabajar",
+    "el novio de mi hermana le pega a su niño",
 ]
 
 
@@ -200,6 +211,9 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("Me corté el pelo, nos vemos mañana", None),
     ("se va a matar de risa con el chiste, nos vemos el martes", None),
     ("me estoy matando trabajando esta semana jaja", None),
+    ("my glue gun broke, can we move to 4pm?", None),
+    ("en la mañana no me dejan salir del trabajo, ¿tienen en la tarde?", None),
+    ("they don't let me leave work early on fridays, anything at 6?", None),
     ("what's the late fee? don't want to die of shock when the bill comes", I.QUESTION),
     ("thanks for trying to find me a slot, see you thursday", None),
 ]
