@@ -113,13 +113,17 @@ def render(table: dict[str, dict[str, Tally]]) -> str:
     return "\n".join(lines)
 
 
-def run(cases: Sequence[Case]) -> list[dict[str, Any]]:
-    """Answers from the demo knowledge base, through the knowledge service."""
+def run(cases: Sequence[Case], *, embeddings: bool = True) -> tuple[list[dict[str, Any]], float]:
+    """Answers from the demo knowledge base, through the knowledge service (``embeddings``:
+    fuse sentence embeddings with BM25 when the extra is installed; False is BM25 alone), and
+    the seconds spent answering (after the index, and the model if any, are built)."""
     from frontdesk.bootstrap import build_runtime
     from frontdesk.config import Settings
     from frontdesk.services import knowledge, practices
 
-    settings = Settings(database_url="sqlite://", secret_key="eval-" + "x" * 40)
+    settings = Settings(
+        database_url="sqlite://", secret_key="eval-" + "x" * 40, kb_embeddings=embeddings
+    )
     runtime = build_runtime(settings, upgrade=True)
     try:
         with runtime.transaction() as session:
@@ -127,8 +131,10 @@ def run(cases: Sequence[Case]) -> list[dict[str, Any]]:
             practice = practices.resolve_practice(session, None)
             practice_id = practice.id
             knowledge.seed_demo_documents(session, practice)
+            knowledge.index_for(session, practice_id, embeddings=embeddings)  # built once here
+        started = time.perf_counter()
         answers = knowledge.answer_many(runtime, practice_id, [c.question for c in cases])
-        return [a.as_dict() for a in answers]
+        return [a.as_dict() for a in answers], time.perf_counter() - started
     finally:
         runtime.dispose()
 
@@ -137,13 +143,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=[*SPLITS, "all"], default="all")
     parser.add_argument("--failures", action="store_true", help="list the questions missed")
+    parser.add_argument(
+        "--embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fuse sentence embeddings with BM25 (when the extra is installed); "
+        "--no-embeddings is BM25 alone",
+    )
     args = parser.parse_args(argv)
     cases = load_cases(args.split)
+    from frontdesk.agent import embeddings
+
+    fused = args.embeddings and embeddings.available()
     started = time.perf_counter()
-    results = run(cases)
+    results, answering = run(cases, embeddings=args.embeddings)
     elapsed = time.perf_counter() - started
+    print(f"retrieval: {'BM25 + embeddings (RRF)' if fused else 'BM25 alone'}\n")
     print(render(score(cases, results)))
-    print(f"\n{len(cases)} questions in {elapsed:.2f} s (index build included)")
+    print(
+        f"\n{len(cases)} questions in {elapsed:.2f} s, of which answering {answering:.2f} s "
+        f"({1000 * answering / max(len(cases), 1):.1f} ms per question; the rest is the "
+        "database, the index build and, with embeddings, loading the model)"
+    )
     if args.failures:
         print()
         for case, result in zip(cases, results, strict=True):

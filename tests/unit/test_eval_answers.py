@@ -33,7 +33,8 @@ def test_cases_are_well_formed() -> None:
 
 def test_the_harness_scores_a_slice() -> None:
     cases = eval_answers.load_cases("dev")[:4] + eval_answers.load_cases("dev")[-4:]
-    results = eval_answers.run(cases)
+    results, seconds = eval_answers.run(cases)
+    assert seconds >= 0.0
     assert len(results) == len(cases)
     table = eval_answers.score(cases, results)
     assert table["all"]["answerable"].total == 4
