@@ -90,6 +90,10 @@ class Settings(BaseSettings):
         default=True,
         description="Fuse sentence embeddings with BM25 when the embeddings extra is installed.",
     )
+    crisis_screen: bool = Field(
+        default=True,
+        description="Second, semantic crisis screen when the embeddings extra is installed.",
+    )
     webhook_timeout_seconds: float = Field(
         default=15.0,
         gt=0,

@@ -38,7 +38,7 @@ from pathlib import Path
 from frontdesk.agent.intent_model import read_examples
 from frontdesk.agent.keywords import normalize
 from frontdesk.agent.understand import understand
-from frontdesk.domain.intents import Intent
+from frontdesk.domain.intents import Intent, Understanding
 
 HERE = Path(__file__).resolve().parent
 LABELLED = HERE / "intents" / "labelled.tsv"
@@ -54,6 +54,9 @@ CRISIS_LABELS = {"Ideation", "Behavior", "Attempt"}
 CONTROL_SUBREDDITS = {"personalfinance", "legaladvice", "teaching", "divorce", "mindfulness"}
 
 csv.field_size_limit(sys.maxsize)
+
+# The semantic crisis screen (the embeddings extra); ``--no-crisis-screen`` scores rules alone.
+SCREEN = {"on": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +154,12 @@ def markdown_table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _understand(text: str) -> Understanding:
+    return understand(text, crisis_screen=SCREEN["on"])
+
+
 def _intent(text: str) -> Intent:
-    return understand(text).intent
+    return _understand(text).intent
 
 
 # --- external sets -------------------------------------------------------------------------
@@ -304,7 +311,7 @@ def everyday_report() -> list[str]:
     if clinc_path.exists():
         with clinc_path.open(newline="", encoding="utf-8") as handle:
             rows = [(r["intent"], r["text"]) for r in csv.DictReader(handle)]
-        results = [(label, understand(text)) for label, text in rows]
+        results = [(label, _understand(text)) for label, text in rows]
         n = len(results)
         crisis = sum(u.intent is Intent.CRISIS for _, u in results)
         opt_out = sum(u.intent is Intent.OPT_OUT for _, u in results)
@@ -330,12 +337,12 @@ def speed(cases: Sequence[Case], rounds: int = 20) -> tuple[float, float, float]
     second) over the labelled texts. CPU time is the steadier number on a shared machine."""
     texts = [c.text for c in cases]
     start = time.perf_counter()
-    understand("hmm, maybe")  # no rule fires: loads every lexicon and trains the model
+    _understand("hmm, maybe")  # no rule fires: loads every lexicon and trains the model
     cold = time.perf_counter() - start
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(rounds):
         for t in texts:
-            understand(t)
+            _understand(t)
     n = rounds * len(texts)
     return cold, n / (time.perf_counter() - wall), n / (time.process_time() - cpu)
 
@@ -351,7 +358,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--errors", action="store_true", help="list every miss")
     parser.add_argument("--no-external", action="store_true", help="skip ../shared sets")
+    parser.add_argument(
+        "--crisis-screen",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the semantic crisis screen (only with the embeddings extra installed); "
+        "--no-crisis-screen scores the rules alone",
+    )
+    parser.add_argument("--rounds", type=int, default=20, help="speed: passes over the set")
     args = parser.parse_args(argv)
+    SCREEN["on"] = args.crisis_screen
 
     cases = read_cases()
     blinds = [read_cases(path) for path in BLIND_SETS]
@@ -359,14 +375,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if overlap:
         print(f"evaluation and training overlap in {len(overlap)} texts: {overlap[:5]}")
         return 1
-    cold, warm, warm_cpu = speed(cases)
+    cold, warm, warm_cpu = speed(cases, args.rounds)
     report = score(cases, _intent)
     print("# Intent understanding — harness results\n")
     print(
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"Python {platform.python_version()}, {platform.system()}"
     )
-    print("- command: `.venv/bin/python tests/eval/eval_intents.py`\n")
+    from frontdesk.agent import embeddings
+
+    screened = args.crisis_screen and embeddings.available()
+    print("- command: `.venv/bin/python tests/eval/eval_intents.py`")
+    print(f"- semantic crisis screen: {'on (embeddings extra)' if screened else 'off'}\n")
     print(f"## Labelled set ({len(cases)} messages, disjoint from the training examples)\n")
     print(markdown_table(report))
     langs = Counter("es" if "es" in c.tags else "en" for c in cases)
@@ -387,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n## Speed\n\n- first call (loads lexicons, trains the model): {cold * 1000:.0f} ms")
     print(
         f"- warm: **{warm_cpu:,.0f} messages per CPU-second**, {warm:,.0f} per wall-clock "
-        f"second (one process, labelled set x20; load average {_load()})\n"
+        f"second (one process, labelled set x{args.rounds}; load average {_load()})\n"
     )
     if not args.no_external:
         print("## Real patient-written text (../shared/external/mental_health_text)\n")

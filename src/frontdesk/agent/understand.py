@@ -18,6 +18,10 @@ The order of reading (each step documented in ``docs/QUALITY.md``):
 5. **The model** (``intent_model``) for a message no rule decides; a guess below
    ``MODEL_FLOOR`` is ``other`` (a person reads it). The model never opts anyone out or in,
    and never raises a crisis: a confident crisis/clinical guess becomes ``clinical_concern``.
+6. **The semantic crisis screen** (``crisis_screen``), only with the embeddings extra and
+   ``crisis_screen=True``: a message that is not already a crisis and reads like the crisis
+   exemplars is raised to one (evidence ``embeddings:crisis-screen:<exemplar id>``). It
+   never lowers a crisis; without the extra nothing changes.
 
 ``understand`` is pure (no I/O after the first call loads the lexicons and trains the model)
 and fast: see ``docs/QUALITY.md`` for messages per second.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from frontdesk.agent import crisis_screen as semantic
 from frontdesk.agent import lexicons, safety
 from frontdesk.agent.intent_model import model
 from frontdesk.agent.keywords import CARRIER_CANCEL, bare_keyword, normalize
@@ -108,9 +113,16 @@ def detect_language(raw: str, normalized: str, hint: str | None = None) -> str:
 
 
 def understand(
-    text: str, *, language_hint: str | None = None, bare_cancel_is_opt_out: bool = True
+    text: str,
+    *,
+    language_hint: str | None = None,
+    bare_cancel_is_opt_out: bool = True,
+    crisis_screen: bool = True,
 ) -> Understanding:
-    """One intent for one patient message (see the module docstring for the order)."""
+    """One intent for one patient message (see the module docstring for the order).
+
+    ``crisis_screen=False`` keeps the rules alone even where the embeddings extra is installed.
+    """
     normalized = normalize(text)
     language = detect_language(text, normalized, language_hint)
     asks_for_person = lexicons.load("person").search(normalized) is not None
@@ -163,6 +175,12 @@ def understand(
         else:
             intent, confidence = Intent.OTHER, 0.5
             evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
+    if crisis_screen and intent is not Intent.CRISIS and normalized:
+        screen = semantic.load_screen()
+        hit = screen.check(safety.unmask(normalized)) if screen is not None else None
+        if hit is not None:
+            intent, confidence = Intent.CRISIS, _SOFT_CRISIS_CONFIDENCE
+            evidence.insert(0, Evidence(Intent.CRISIS, hit.rule))
     if asks_if_bot and intent in {Intent.OTHER, Intent.HELP, Intent.CONFIRM}:
         intent, confidence = Intent.QUESTION, _STRONG_CONFIDENCE
         evidence.insert(0, Evidence(Intent.QUESTION, "asks_if_bot"))

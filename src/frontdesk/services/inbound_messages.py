@@ -78,11 +78,14 @@ def register(provider: str, channel: Channel, parser: Parser) -> None:
 def interpreter_for(runtime: Runtime) -> Interpreter:
     """The agent's understanding of every message (keywords, the safety screen, the rest)."""
     cancel_is_opt_out = runtime.settings.sms_cancel_is_opt_out
+    crisis_screen = runtime.settings.crisis_screen
 
     def interpret(text: str, channel: Channel) -> Interpretation:
         # A bare CANCEL is a carrier opt-out word on SMS only.
         found = understand(
-            text, bare_cancel_is_opt_out=cancel_is_opt_out and channel == Channel.SMS
+            text,
+            bare_cancel_is_opt_out=cancel_is_opt_out and channel == Channel.SMS,
+            crisis_screen=crisis_screen,
         )
         return Interpretation(
             intent=found.intent.value,
