@@ -5,7 +5,7 @@ Run ``.venv/bin/python tests/eval/eval_crisis_screen.py`` (markdown on stdout; w
 1. **Calibration, on labelled.tsv only**: every labelled message is scored leave-one-out (the
    exemplars with its own text are set aside) for a grid of thresholds; the table shows screen
    recall and false alarms there.
-2. **Measurement** at the shipped constants (``agent/crisis_screen.py``) on the four blind sets
+2. **Measurement** at the shipped constants (``agent/crisis_screen.py``) on the blind sets
    (never exemplars, never used to choose a constant): the rules alone, rules + screen, the
    screen alone; and on everyday text (SMS ham, CLINC150) the share called a crisis.
 
@@ -31,7 +31,7 @@ import eval_intents as ei  # noqa: E402
 
 ROOT = HERE.parents[1]
 EXEMPLARS = ROOT / "src/frontdesk/agent/lexicons/crisis_exemplars.tsv"
-BLINDS = {"blind": ei.BLIND, "blind2": ei.BLIND2, "blind3": ei.BLIND3, "blind4": ei.BLIND4}
+BLINDS = {path.stem: path for path in ei.BLIND_SETS}
 
 
 def rules() -> Callable[[str], str]:
@@ -192,10 +192,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-calibration", action="store_true")
     parser.add_argument("--no-everyday", action="store_true", help="skip SMS ham and CLINC150")
+    parser.add_argument(
+        "--blind", action="append", choices=sorted(BLINDS), help="only these sets (repeatable)"
+    )
     parser.add_argument("--k", type=int, default=k)
     parser.add_argument("--threshold", type=float, default=threshold)
     parser.add_argument("--margin", type=float, default=margin)
     args = parser.parse_args(argv)
+    if args.blind:
+        for name in [n for n in BLINDS if n not in args.blind]:
+            del BLINDS[name]
     screen = Screen()
     if not args.no_calibration:
         print("\n".join(calibration(screen)) + "\n")
