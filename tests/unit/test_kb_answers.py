@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import pytest
 
@@ -13,16 +12,16 @@ from frontdesk.agent.bm25 import BM25
 from frontdesk.agent.chunking import chunk_document
 from frontdesk.agent.documents import parse
 from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
-from frontdesk.agent.retrieval import Encoder, KnowledgeIndex, Passage
+from frontdesk.agent.retrieval import KnowledgeIndex, Passage
 from frontdesk.services.knowledge import demo_documents
 
 
-def index_of(files: dict[str, str], encoder: Encoder | None = None) -> KnowledgeIndex:
+def index_of(files: dict[str, str]) -> KnowledgeIndex:
     passages = []
     for name, text in files.items():
         _, parsed = parse(name, text.encode())
         passages += [Passage(name, parsed.title, c.section, c.text) for c in chunk_document(parsed)]
-    return KnowledgeIndex(passages, encoder)
+    return KnowledgeIndex(passages)
 
 
 @pytest.fixture(scope="module")
@@ -221,65 +220,3 @@ def test_an_unanswered_question_about_danger_names_988_and_911(demo: KnowledgeIn
     assert "988" in answer.answer and "911" in answer.answer
     empty = answer_question(KnowledgeIndex([]), "thinking about suicide tonight")
     assert "988" in empty.answer
-
-
-class _TopicEncoder:
-    """A stand-in for the sentence model: texts about vehicles, or about insurance, point the
-    same way, so the test controls what "means the same" is."""
-
-    TOPICS = (("vehicle", "lot", "drive"), ("cigna", "insurance", "plans"))
-
-    def encode(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = []
-        for text in texts:
-            low = text.lower()
-            v = [float(any(w in low for w in words)) for words in self.TOPICS] + [0.3]
-            norm = math.sqrt(sum(x * x for x in v))
-            vectors.append([x / norm for x in v])
-        return vectors
-
-
-_VISIT = """# Visiting us
-
-## Elm office lot
-
-The Elm office has a rear lot for clients, free of charge.
-
-## Insurance plans
-
-We accept Aetna and Anthem plans.
-
-## Hours
-
-We are open Monday to Friday from 9 to 5.
-
-## Fees
-
-A session costs $150.
-
-## Records
-
-Ask the front desk for a copy of your records.
-
-## Telehealth
-
-Video sessions use a secure link sent by email.
-"""
-
-
-def test_with_embeddings_a_sentence_that_means_the_answer_is_given_when_words_differ() -> None:
-    question = "Elm office clients: where does the vehicle go?"
-    without = index_of({"visit.md": _VISIT})
-    assert not answer_question(without, question, "en").answered  # "vehicle" is not in it
-    with_model = index_of({"visit.md": _VISIT}, _TopicEncoder())
-    answer = answer_question(with_model, question, "en")
-    assert answer.answered and answer.answer == (
-        "The Elm office has a rear lot for clients, free of charge."
-    )
-    assert answer.citations[0].section == "Elm office lot"
-
-
-def test_with_embeddings_a_name_the_documents_never_use_is_still_declined() -> None:
-    index = index_of({"visit.md": _VISIT}, _TopicEncoder())
-    # The insurance passage means much the same, but Cigna is not in it.
-    assert not answer_question(index, "Do you take Cigna insurance plans?", "en").answered

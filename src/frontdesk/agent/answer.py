@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
-from frontdesk.agent.retrieval import Hit, KnowledgeIndex, Passage, Query, _Prepared
+from frontdesk.agent.retrieval import KnowledgeIndex, Passage, Query, _Prepared
 from frontdesk.agent.text import detect_language, fold, sentences, stem, terms, words
 
 # Calibrated on the dev split of tests/eval/answers (see docs/QUALITY.md).
@@ -218,8 +218,7 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
     if not query.concepts:
         return decline("not_found", lang, asked)
     best: tuple[float, int, list[int], _Prepared] | None = None
-    hits = index.search(query, CANDIDATES)
-    for rank, hit in enumerate(hits):
+    for rank, hit in enumerate(index.search(query, CANDIDATES)):
         prepared = index.prepared[hit.index]
         if hit.coverage < MIN_PASSAGE_COVERAGE and not _implied(query, prepared.passage.text):
             continue
@@ -228,58 +227,12 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
         if chosen and score >= MIN_SENTENCE_COVERAGE and (best is None or score > best[0]):
             best = (score, rank, chosen, prepared)
     if best is None:
-        best = _by_meaning(index, query, hits)
-    if best is None:
         return decline("not_found", lang, asked)
     _, _, chosen, prepared = best
     quoted = [prepared.sentences[i] for i in chosen]
     text = " ".join(_clean(s) for s in quoted)
     citation = Citation(prepared.passage.source, prepared.passage.section, text)
     return Answer(True, text, (citation,), "answered", lang)
-
-
-# With the embeddings extra: a question no passage covers word for word may still be answered by
-# a sentence that means what it asks, when both the passage and the sentence are this close to
-# the question (cosine, all-MiniLM-L6-v2) and nothing it names is missing from the documents.
-# Calibrated on the dev and dev2 splits (docs/QUALITY.md): the most answers that kept declines
-# at 97 % there. English only (the model is).
-SEMANTIC_PASSAGE = 0.45
-SEMANTIC_SENTENCE = 0.55
-# ... and the passage still mentions part of what was asked (the full lexical bar is 0.5).
-SEMANTIC_MIN_COVERAGE = 0.4
-
-
-def _by_meaning(
-    index: KnowledgeIndex, query: Query, hits: list[Hit]
-) -> tuple[float, int, list[int], _Prepared] | None:
-    if query.language != "en" or _names_something_unknown(index, query):
-        return None
-    best: tuple[float, int, list[int], _Prepared] | None = None
-    for rank, hit in enumerate(hits):
-        if hit.similarity is None or hit.similarity < SEMANTIC_PASSAGE:
-            continue
-        if hit.coverage < SEMANTIC_MIN_COVERAGE:
-            continue
-        prepared = index.prepared[hit.index]
-        for i, similarity in enumerate(index.sentence_similarities(query, hit.index)):
-            if similarity < SEMANTIC_SENTENCE or not _type_ok(query.text, prepared.sentences[i]):
-                continue
-            if best is None or similarity > best[0]:
-                best = (similarity, rank, [i], prepared)
-    return best
-
-
-_NAMED = re.compile(r"(?<=[a-z0-9,;:]\s)[A-Z][\w'-]+|\b[A-Z]{2,}\b")
-
-
-def _names_something_unknown(index: KnowledgeIndex, query: Query) -> bool:
-    """A capitalised word or acronym inside the question that no document uses ("Cigna",
-    "BCBS"): the documents cannot be what it asks about."""
-    for match in _NAMED.finditer(query.text):
-        word = fold(match.group(0))
-        if not index.mentions(word, query.language):
-            return True
-    return False
 
 
 def retrieved_passages(

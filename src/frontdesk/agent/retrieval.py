@@ -107,10 +107,6 @@ SHORT_TYPOS = frozenset(
 )
 
 
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
-
-
 class Encoder(Protocol):
     """Turns texts into unit-length vectors (the embeddings extra)."""
 
@@ -153,8 +149,6 @@ class Query:
     concepts: list[Concept] = field(default_factory=list)
     # Frame words ("how does a video session *work*"): they help rank, never count as asked.
     extras: list[str] = field(default_factory=list)
-    # The question's embedding, when the index has an encoder (set by the first search).
-    vector: list[float] | None = None
 
     @property
     def total_weight(self) -> float:
@@ -166,8 +160,6 @@ class Hit:
     index: int
     score: float
     coverage: float
-    # Cosine similarity of the question and the passage (None without the embeddings extra).
-    similarity: float | None = None
 
 
 @lru_cache(maxsize=20_000)
@@ -243,7 +235,6 @@ class KnowledgeIndex:
             )
         self.encoder = encoder
         self._vectors: list[list[float]] = []
-        self._sentence_vectors: dict[int, list[list[float]]] = {}
         if encoder is not None and self.prepared:
             self._vectors = encoder.encode(
                 [f"{p.passage.section}. {' '.join(p.sentences)}" for p in self.prepared]
@@ -357,44 +348,21 @@ class KnowledgeIndex:
                     local[index] += EXTRA_WEIGHT * score
         scores = {shelf.members[i]: score for i, score in local.items()}
         ranked = sorted(scores, key=lambda i: (-scores[i], i))
-        similarity: list[float] | None = None
         if self.encoder is not None and self._vectors:
-            similarity = self._similarities(query)
-            ranked = self._fused(ranked, similarity)
+            ranked = self._fused(query, ranked)
         return [
             Hit(
                 i,
                 scores.get(i, 0.0),
                 self.coverage(query, self.prepared[i].all_terms, self.prepared[i].title_terms),
-                similarity[i] if similarity is not None else None,
             )
             for i in ranked[:limit]
         ]
 
-    def _similarities(self, query: Query) -> list[float]:
+    def _fused(self, query: Query, lexical: list[int]) -> list[int]:
         assert self.encoder is not None
-        if query.vector is None:
-            [query.vector] = self.encoder.encode([query.text])
-        return [_dot(query.vector, v) for v in self._vectors]
-
-    def mentions(self, word: str, language: str) -> bool:
-        """Whether any document of ``language`` uses ``word`` (folded)."""
-        return self._shelf(language).bm25.document_frequency(stem(word, language)) > 0
-
-    def sentence_similarities(self, query: Query, index: int) -> list[float]:
-        """Cosine similarity of the question and each sentence of passage ``index`` (the
-        sentences are embedded the first time a question reaches their passage)."""
-        if self.encoder is None:
-            return []
-        if query.vector is None:
-            [query.vector] = self.encoder.encode([query.text])
-        vectors = self._sentence_vectors.get(index)
-        if vectors is None:
-            vectors = self.encoder.encode(self.prepared[index].sentences)
-            self._sentence_vectors[index] = vectors
-        return [_dot(query.vector, v) for v in vectors]
-
-    def _fused(self, lexical: list[int], similarity: list[float]) -> list[int]:
+        [vector] = self.encoder.encode([query.text])
+        similarity = [sum(a * b for a, b in zip(vector, v, strict=True)) for v in self._vectors]
         dense = sorted(range(len(self.prepared)), key=lambda i: (-similarity[i], i))[:20]
         fused: dict[int, float] = {}
         for ranking in (lexical[:20], dense):
