@@ -32,8 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, case, select, text, update
-from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session
 
 from frontdesk.adapters.channels.base import (
     ChannelSender,
@@ -41,11 +40,9 @@ from frontdesk.adapters.channels.base import (
     SendResult,
     WhatsAppTemplate,
 )
-from frontdesk.adapters.db.bulk import int_array, is_postgres, one_of, text_array, unnest
+from frontdesk.adapters.crypto import FieldCipher
+from frontdesk.adapters.db.bulk import int_array, is_postgres, text_array, unnest
 from frontdesk.adapters.db.models import (
-    Appointment,
-    Patient,
-    PatientConsent,
     Practice,
     Reminder,
     UTCDateTime,
@@ -63,10 +60,16 @@ from frontdesk.domain.reminders import (
 )
 from frontdesk.domain.templates import Purpose
 from frontdesk.domain.times import now_utc
-from frontdesk.services.links import issue_all
+from frontdesk.services.claimed import (
+    ClaimedAppointment,
+    ClaimedPatient,
+    ClaimedReminder,
+    load_claimed,
+    write_back,
+)
+from frontdesk.services.links import LinkBatch
 from frontdesk.services.outcomes import SentMessage, log_sent, open_missed_session_review
 from frontdesk.services.outgoing import SenderLookup, status_callback_url
-from frontdesk.services.patients import contact_of
 from frontdesk.services.rebooking import tracked_url
 from frontdesk.services.reminders import patient_facts, policy_for
 from frontdesk.services.send_time import (
@@ -278,19 +281,7 @@ class Dispatcher:
         sends: list[_Send] = []
         outcomes: list[str] = []
         with self._transaction() as session:
-            reminders = list(
-                session.scalars(
-                    select(Reminder)
-                    .where(one_of(session, Reminder.id, ids))
-                    .options(
-                        joinedload(Reminder.appointment)
-                        .joinedload(Appointment.patient)
-                        .lazyload(Patient.consents)
-                    )
-                    .order_by(Reminder.due_at, Reminder.id)
-                )
-            )
-            _load_consents(session, [r.appointment.patient for r in reminders])
+            reminders = load_claimed(session, ids)
             outcomes += ["lost_claims"] * (len(ids) - len(reminders))
             practices = {
                 practice.id: practice
@@ -303,8 +294,9 @@ class Dispatcher:
                 for practice_id, practice in practices.items()
             }
             context = SendContext.load(session, reminders, now)
+            batch = _Batch(LinkBatch(self.runtime.settings.public_url))
             for reminder in reminders:
-                decision = self._decide(session, reminder, practices, policies, context, now)
+                decision = self._decide(session, reminder, practices, policies, context, now, batch)
                 if isinstance(decision, _Send):
                     sends.append(decision)
                     if reminder.kind == ReminderKind.STAGE.value:
@@ -312,16 +304,19 @@ class Dispatcher:
                         context.sent_to_patient.setdefault(reminder.patient_id, []).append(now)
                 else:
                     outcomes.append(decision)
+            write_back(session, reminders)
+            batch.links.insert(session)
         return sends, outcomes
 
     def _decide(
         self,
         session: Session,
-        reminder: Reminder,
+        reminder: ClaimedReminder,
         practices: dict[int, Practice],
         policies: dict[int, ReminderPolicy],
         context: SendContext,
         now: datetime,
+        batch: _Batch,
     ) -> _Send | str:
         if reminder.state != ReminderState.CLAIMED.value or reminder.claimed_by != self.worker_id:
             return "lost_claims"  # another worker took it over after our lease expired
@@ -347,8 +342,7 @@ class Dispatcher:
         channel = Channel(reminder.channel) if reminder.channel else channels[0]
         if channel not in channels:
             channel = channels[0]
-        if reminder.channel != channel.value:  # (an unchanged row costs the flush nothing)
-            reminder.channel = channel.value
+        reminder.channel = channel.value  # (written back only when it changed)
         wait = later_moment(reminder, channel, facts.timezone, policy, now, context)
         if wait is not None:
             later, why = wait
@@ -360,8 +354,7 @@ class Dispatcher:
             reminder.attempts -= 1  # waiting is not an attempt
             reminder.claimed_by = None
             return "deferred"
-        contact = contact_of(patient, self.runtime.cipher)
-        to = contact.email if channel == Channel.EMAIL else contact.phone
+        to = batch.address(patient, channel, self.runtime.cipher)
         assert to is not None  # usable_channels checked the address
         stage = next((s for s in policy.stages if s.key == reminder.stage), None)
         rendered = self._render(
@@ -374,6 +367,7 @@ class Dispatcher:
             channel,
             facts.timezone,
             now,
+            batch,
         )
         message = OutboundMessage(
             practice_id=practice.id,
@@ -406,10 +400,11 @@ class Dispatcher:
         stage_key: str,
         legacy_text: str | None,
         practice: Practice,
-        appointment: Appointment,
+        appointment: ClaimedAppointment,
         channel: Channel,
         tz_name: str,
         now: datetime,
+        batch: _Batch,
     ) -> Rendered:
         """The reminder's words: the practice's template for this purpose, stage, channel and
         language (or ours), in the patient's timezone; email carries one-click links."""
@@ -440,7 +435,7 @@ class Dispatcher:
         )
         asks_answer = kind in (ReminderKind.STAGE, ReminderKind.BOOKING_CONFIRMATION)
         links = (
-            issue_all(session, appointment, now=now, base_url=self.runtime.settings.public_url)
+            batch.links.issue_all(appointment, now=now)
             if channel == Channel.EMAIL and asks_answer
             else {}
         )
@@ -653,24 +648,28 @@ class Dispatcher:
         return timedelta(seconds=self.rng.uniform(0.5, 1.0) * ceiling.total_seconds())
 
 
+@dataclass
+class _Batch:
+    """What one batch's decisions share: the email links to insert with the batch, and each
+    patient's addresses, decrypted once."""
+
+    links: LinkBatch
+    addresses: dict[tuple[int, Channel], str | None] = field(default_factory=dict)
+
+    def address(self, patient: ClaimedPatient, channel: Channel, cipher: FieldCipher) -> str | None:
+        key = (patient.id, channel)
+        if key not in self.addresses:
+            sealed = patient.email_sealed if channel == Channel.EMAIL else patient.phone_sealed
+            self.addresses[key] = cipher.open(sealed)
+        return self.addresses[key]
+
+
 _PURPOSE = {
     ReminderKind.STAGE: Purpose.REMINDER,
     ReminderKind.BOOKING_CONFIRMATION: Purpose.BOOKING_CONFIRMATION,
     ReminderKind.MISSED_FOLLOWUP: Purpose.MISSED_FOLLOWUP,
     ReminderKind.CANCELLATION_FOLLOWUP: Purpose.CANCELLATION_FOLLOWUP,
 }
-
-
-def _load_consents(session: Session, patients: list[Patient]) -> None:
-    """Every patient's consents in one query (``patient_id = ANY(:ids)`` on PostgreSQL, where
-    ``selectinload`` would send a new statement text with an ``IN`` list per batch)."""
-    found: dict[int, list[PatientConsent]] = {patient.id: [] for patient in patients}
-    for consent in session.scalars(
-        select(PatientConsent).where(one_of(session, PatientConsent.patient_id, list(found)))
-    ):
-        found[consent.patient_id].append(consent)
-    for patient in patients:
-        set_committed_value(patient, "consents", found[patient.id])
 
 
 _SENT_ROWS = unnest(
@@ -724,7 +723,7 @@ def _mark_sent_statement(size: int) -> Any:
     )
 
 
-def _finish(reminder: Reminder, state: ReminderState, reason: str) -> str:
+def _finish(reminder: Reminder | ClaimedReminder, state: ReminderState, reason: str) -> str:
     reminder.state = state.value
     reminder.reason = reason
     reminder.claimed_by = None

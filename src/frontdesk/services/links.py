@@ -11,14 +11,16 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import hash_token
 from frontdesk.adapters.db.channel_models import ActionLink
 from frontdesk.adapters.db.models import Appointment, Practice
 from frontdesk.services.appointment_answers import ANSWERS, apply_answer
+from frontdesk.services.claimed import AppointmentRow
 from frontdesk.services.reminders import Planning
 
 MAX_AGE = timedelta(days=14)
@@ -50,6 +52,37 @@ def issue_all(
         f"{action}_link": issue(session, appointment, action, now=now, base_url=base_url)
         for action in ANSWERS
     }
+
+
+class LinkBatch:
+    """The links of a batch of reminder emails, inserted together with one statement (the ORM
+    would flush three objects per email). Same tokens, hashes and expiry as ``issue``."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.rows: list[dict[str, Any]] = []
+
+    def issue_all(self, appointment: AppointmentRow, *, now: datetime) -> dict[str, str]:
+        expires_at = min(appointment.start_at, now + MAX_AGE)
+        links = {}
+        for action in ANSWERS:
+            token = secrets.token_urlsafe(24)
+            self.rows.append(
+                {
+                    "practice_id": appointment.practice_id,
+                    "appointment_id": appointment.id,
+                    "action": action,
+                    "token_hash": hash_token(token),
+                    "expires_at": expires_at,
+                }
+            )
+            links[f"{action}_link"] = f"{self.base_url}/a/{token}"
+        return links
+
+    def insert(self, session: Session) -> None:
+        if self.rows:
+            session.connection().execute(insert(ActionLink), self.rows)
+            self.rows = []
 
 
 @dataclass(frozen=True)

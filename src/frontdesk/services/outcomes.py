@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from frontdesk.adapters.channels.base import OutboundMessage, SendResult
 from frontdesk.adapters.db.bulk import int_array, text_array, unnest
 from frontdesk.adapters.db.models import (
-    Appointment,
     Conversation,
     Message,
     ReviewItem,
     UTCDateTime,
 )
 from frontdesk.domain.channels import Direction
+from frontdesk.services.claimed import AppointmentRow
 
 
 def upsert(session: Session, model: type[Any]) -> Any:
@@ -37,7 +37,7 @@ def upsert(session: Session, model: type[Any]) -> Any:
     return sqlite.insert(model)
 
 
-def open_missed_session_review(session: Session, appointment: Appointment) -> None:
+def open_missed_session_review(session: Session, appointment: AppointmentRow) -> None:
     """One open review item per missed appointment (the unique key (appointment, kind))."""
     session.execute(
         upsert(session, ReviewItem)

@@ -7,6 +7,7 @@ the hour of the patient's day, and how many reminders the patient already had.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -14,10 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.db.bulk import one_of
-from frontdesk.adapters.db.models import (
-    Appointment,
-    Reminder,
-)
+from frontdesk.adapters.db.models import Reminder
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.reminders import (
@@ -28,14 +26,15 @@ from frontdesk.domain.reminders import (
     cap_release,
     next_allowed,
 )
+from frontdesk.services.claimed import AppointmentRow, ReminderRow
 
 
-def still_missed(appointment: Appointment) -> bool:
+def still_missed(appointment: AppointmentRow) -> bool:
     return appointment.status in (AppointmentStatus.BOOKED.value, AppointmentStatus.NOSHOW.value)
 
 
 def no_longer_wanted(
-    reminder: Reminder, appointment: Appointment, policy: ReminderPolicy
+    reminder: ReminderRow, appointment: AppointmentRow, policy: ReminderPolicy
 ) -> str | None:
     """Why the appointment no longer calls for this reminder, re-checked at send time."""
     if reminder.planned_start != appointment.start_at:
@@ -70,7 +69,7 @@ class SendContext:
     due_stages: dict[tuple[int, datetime], list[tuple[int, datetime]]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session, reminders: list[Reminder], now: datetime) -> SendContext:
+    def load(cls, session: Session, reminders: Sequence[ReminderRow], now: datetime) -> SendContext:
         context = cls()
         patients = {r.patient_id for r in reminders}
         for patient_id, sent_at in session.execute(
@@ -99,7 +98,7 @@ class SendContext:
 
 
 def later_moment(
-    reminder: Reminder,
+    reminder: ReminderRow,
     channel: Channel,
     tz_name: str,
     policy: ReminderPolicy,
