@@ -41,7 +41,7 @@ from frontdesk.adapters.channels.base import (
     WhatsAppTemplate,
 )
 from frontdesk.adapters.crypto import FieldCipher
-from frontdesk.adapters.db.bulk import int_array, is_postgres, text_array, unnest
+from frontdesk.adapters.db.bulk import is_postgres
 from frontdesk.adapters.db.models import (
     Practice,
     Reminder,
@@ -68,7 +68,13 @@ from frontdesk.services.claimed import (
     write_back,
 )
 from frontdesk.services.links import LinkBatch
-from frontdesk.services.outcomes import SentMessage, log_sent, open_missed_session_review
+from frontdesk.services.outcomes import (
+    SentMessage,
+    SentReminder,
+    log_sent,
+    open_missed_session_review,
+    record_sent_postgres,
+)
 from frontdesk.services.outgoing import SenderLookup, status_callback_url
 from frontdesk.services.rebooking import tracked_url
 from frontdesk.services.reminders import patient_facts, policy_for
@@ -593,13 +599,24 @@ class Dispatcher:
             states.append((ReminderState.DELIVERED if delivered else ReminderState.SENT).value)
             provider_ids.append(result.provider_message_id)
         if is_postgres(session):
-            statement = _MARK_SENT_PG
-            params: dict[str, Any] = {"ids": ids, "states": states, "pids": provider_ids}
-        else:
-            statement = _mark_sent_statement(len(ids))
-            params = {f"i{n}": reminder_id for n, reminder_id in enumerate(ids)}
-            params.update({f"s{n}": state for n, state in enumerate(states)})
-            params.update({f"p{n}": pid for n, pid in enumerate(provider_ids)})
+            record_sent_postgres(
+                session,
+                [
+                    SentReminder(
+                        reminder_id,
+                        state,
+                        SentMessage(item.send.message, item.send.appointment_id, item.result),
+                    )
+                    for reminder_id, state in zip(ids, states, strict=True)
+                    if (item := by_id[reminder_id]).result is not None
+                ],
+                now,
+            )
+            return
+        statement = _mark_sent_statement(len(ids))
+        params: dict[str, Any] = {f"i{n}": reminder_id for n, reminder_id in enumerate(ids)}
+        params.update({f"s{n}": state for n, state in enumerate(states)})
+        params.update({f"p{n}": pid for n, pid in enumerate(provider_ids)})
         params["now"] = now
         changed = set(session.connection().scalars(statement, params))
         log_sent(
@@ -670,29 +687,6 @@ _PURPOSE = {
     ReminderKind.MISSED_FOLLOWUP: Purpose.MISSED_FOLLOWUP,
     ReminderKind.CANCELLATION_FOLLOWUP: Purpose.CANCELLATION_FOLLOWUP,
 }
-
-
-_SENT_ROWS = unnest(
-    ("id", int_array("ids")), ("state", text_array("states")), ("pid", text_array("pids"))
-)
-# PostgreSQL: ``UPDATE reminders SET state = v.state, … FROM unnest(:ids, :states, :pids) AS v
-# WHERE reminders.id = v.id AND state NOT IN ('sent', 'delivered') RETURNING id``.
-_MARK_SENT_PG = (
-    update(Reminder)
-    .where(
-        Reminder.id == _SENT_ROWS.c.id,
-        Reminder.state.notin_([ReminderState.SENT.value, ReminderState.DELIVERED.value]),
-    )
-    .values(
-        state=_SENT_ROWS.c.state,
-        provider_message_id=_SENT_ROWS.c.pid,
-        sent_at=bindparam("now", type_=UTCDateTime()),
-        updated_at=bindparam("now", type_=UTCDateTime()),
-        reason=None,
-        claimed_by=None,
-    )
-    .returning(Reminder.id)
-)
 
 
 @lru_cache(maxsize=128)
