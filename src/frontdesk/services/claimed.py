@@ -190,7 +190,15 @@ class ClaimedReminder:
     loaded: tuple[Any, ...] = field(default=())
 
     def snapshot(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in MUTABLE)
+        # (MUTABLE, spelled out: this runs twice per reminder)
+        return (
+            self.channel,
+            self.state,
+            self.reason,
+            self.attempts,
+            self.due_at,
+            self.claimed_by,
+        )
 
     def changed(self) -> bool:
         return self.snapshot() != self.loaded
@@ -240,7 +248,8 @@ _PATIENT_COLUMNS = (
 def load_claimed(session: Session, ids: Sequence[int]) -> list[ClaimedReminder]:
     """The reminders ``ids`` (those still there), in due order, each with its appointment, the
     appointment's patient (with consents), clinician and location: one SELECT per table."""
-    rows = session.execute(
+    connection = session.connection()
+    rows = connection.execute(
         select(*_REMINDER_COLUMNS)
         .where(one_of(session, Reminder.id, list(ids)))
         .order_by(Reminder.due_at, Reminder.id)
@@ -249,7 +258,7 @@ def load_claimed(session: Session, ids: Sequence[int]) -> list[ClaimedReminder]:
         return []
     appointment_rows = {
         row.id: row
-        for row in session.execute(
+        for row in connection.execute(
             select(*_APPOINTMENT_COLUMNS).where(
                 one_of(session, Appointment.id, sorted({row.appointment_id for row in rows}))
             )
@@ -257,15 +266,15 @@ def load_claimed(session: Session, ids: Sequence[int]) -> list[ClaimedReminder]:
     }
     patient_ids = sorted({row.patient_id for row in appointment_rows.values()})
     consents: dict[int, list[ClaimedConsent]] = {patient_id: [] for patient_id in patient_ids}
-    for patient_id, channel, status in session.execute(
+    for patient_id, channel, status in connection.execute(
         select(PatientConsent.patient_id, PatientConsent.channel, PatientConsent.status)
         .where(one_of(session, PatientConsent.patient_id, patient_ids))
         .order_by(PatientConsent.id)
     ):
         consents[patient_id].append(ClaimedConsent(channel, status))
     patients = {
-        row.id: ClaimedPatient(**row._mapping, consents=tuple(consents[row.id]))
-        for row in session.execute(
+        row[0]: ClaimedPatient(*_values(row, tuple(consents[row[0]])))
+        for row in connection.execute(
             select(*_PATIENT_COLUMNS).where(one_of(session, Patient.id, patient_ids))
         )
     }
@@ -273,7 +282,7 @@ def load_claimed(session: Session, ids: Sequence[int]) -> list[ClaimedReminder]:
     clinicians = (
         {
             row.id: ClaimedClinician(row.name, row.booking_url)
-            for row in session.execute(
+            for row in connection.execute(
                 select(Clinician.id, Clinician.name, Clinician.booking_url).where(
                     one_of(session, Clinician.id, clinician_ids)
                 )
@@ -286,7 +295,7 @@ def load_claimed(session: Session, ids: Sequence[int]) -> list[ClaimedReminder]:
     locations = (
         {
             row.id: ClaimedLocation(row.name, row.address)
-            for row in session.execute(
+            for row in connection.execute(
                 select(Location.id, Location.name, Location.address).where(
                     one_of(session, Location.id, location_ids)
                 )
@@ -312,10 +321,16 @@ def load_claimed(session: Session, ids: Sequence[int]) -> list[ClaimedReminder]:
     }
     claimed = []
     for row in rows:
-        reminder = ClaimedReminder(**row._mapping, appointment=appointments[row.appointment_id])
+        reminder = ClaimedReminder(*_values(row, appointments[row[2]]))
         reminder.loaded = reminder.snapshot()
         claimed.append(reminder)
     return claimed
+
+
+def _values(row: Any, last: Any) -> Any:
+    """A row's values in column order, then ``last`` (the dataclasses' fields are in that
+    order)."""
+    return (*row, last)
 
 
 _WRITE_BACK = (

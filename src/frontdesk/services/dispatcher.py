@@ -305,7 +305,7 @@ class Dispatcher:
                 decision = self._decide(session, reminder, practices, policies, context, now, batch)
                 if isinstance(decision, _Send):
                     sends.append(decision)
-                    if reminder.kind == ReminderKind.STAGE.value:
+                    if reminder.kind == ReminderKind.STAGE:
                         # Counts toward the caps for the rest of this batch.
                         context.sent_to_patient.setdefault(reminder.patient_id, []).append(now)
                 else:
@@ -324,7 +324,7 @@ class Dispatcher:
         now: datetime,
         batch: _Batch,
     ) -> _Send | str:
-        if reminder.state != ReminderState.CLAIMED.value or reminder.claimed_by != self.worker_id:
+        if reminder.state != ReminderState.CLAIMED or reminder.claimed_by != self.worker_id:
             return "lost_claims"  # another worker took it over after our lease expired
         appointment = reminder.appointment
         practice = practices[reminder.practice_id]

@@ -8,17 +8,18 @@ acts.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import hash_token
 from frontdesk.adapters.db.channel_models import ActionLink
-from frontdesk.adapters.db.models import Appointment, Practice
+from frontdesk.adapters.db.models import Appointment, Practice, UTCDateTime, utcnow
 from frontdesk.services.appointment_answers import ANSWERS, apply_answer
 from frontdesk.services.claimed import AppointmentRow
 from frontdesk.services.reminders import Planning
@@ -80,9 +81,28 @@ class LinkBatch:
         return links
 
     def insert(self, session: Session) -> None:
-        if self.rows:
-            session.connection().execute(insert(ActionLink), self.rows)
-            self.rows = []
+        """One statement: on PostgreSQL one JSON parameter for all rows, elsewhere an
+        executemany."""
+        if not self.rows:
+            return
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            rows = [{**row, "expires_at": row["expires_at"].isoformat()} for row in self.rows]
+            connection.execute(_INSERT_LINKS_PG, {"rows": json.dumps(rows), "now": utcnow()})
+        else:
+            connection.execute(insert(ActionLink), self.rows)
+        self.rows = []
+
+
+_INSERT_LINKS_PG = text(
+    """
+INSERT INTO action_links (practice_id, appointment_id, action, token_hash, expires_at,
+    created_at)
+SELECT practice_id, appointment_id, action, token_hash, expires_at, :now
+FROM json_to_recordset(CAST(:rows AS json)) AS v(practice_id integer, appointment_id integer,
+    action text, token_hash text, expires_at timestamptz)
+"""
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 @dataclass(frozen=True)

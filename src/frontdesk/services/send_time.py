@@ -30,7 +30,8 @@ from frontdesk.services.claimed import AppointmentRow, ReminderRow
 
 
 def still_missed(appointment: AppointmentRow) -> bool:
-    return appointment.status in (AppointmentStatus.BOOKED.value, AppointmentStatus.NOSHOW.value)
+    # (StrEnum members compare equal to their values; ``.value`` costs a descriptor call.)
+    return appointment.status in (AppointmentStatus.BOOKED, AppointmentStatus.NOSHOW)
 
 
 def no_longer_wanted(
@@ -44,8 +45,8 @@ def no_longer_wanted(
     if kind == ReminderKind.MISSED_FOLLOWUP:
         return None if still_missed(appointment) else f"appointment is {status}"
     if kind == ReminderKind.CANCELLATION_FOLLOWUP:
-        return None if status == AppointmentStatus.CANCELLED.value else f"appointment is {status}"
-    if status != AppointmentStatus.BOOKED.value:
+        return None if status == AppointmentStatus.CANCELLED else f"appointment is {status}"
+    if status != AppointmentStatus.BOOKED:
         return f"appointment is {status}"
     if kind == ReminderKind.STAGE:
         stage = next((s for s in policy.stages if s.key == reminder.stage), None)
@@ -53,7 +54,7 @@ def no_longer_wanted(
             return "the practice's policy no longer has this stage"
         if (
             stage.condition == Condition.UNCONFIRMED_ONLY
-            and appointment.confirmation != Confirmation.UNCONFIRMED.value
+            and appointment.confirmation != Confirmation.UNCONFIRMED
         ):
             return f"patient already answered ({appointment.confirmation})"
     return None
@@ -111,7 +112,7 @@ def later_moment(
         allowed = next_allowed(now, tz_name, policy.quiet_hours_start, policy.quiet_hours_end)
         if allowed > now:
             return allowed, "quiet hours"
-    if reminder.kind != ReminderKind.STAGE.value:
+    if reminder.kind != ReminderKind.STAGE:
         return None
     sent = sorted(context.sent_to_patient.get(reminder.patient_id, []))
     capped = cap_release(sent, now, tz_name, policy.max_per_day, policy.max_per_week)

@@ -213,11 +213,10 @@ def context_for(
     )
     if appointment is not None:
         local = appointment.start_at.astimezone(zone(tz_name))
+        when = format_when(appointment.start_at, tz_name, lang)
         context.update(
-            when=format_when(appointment.start_at, tz_name, lang),
-            date=format_when(appointment.start_at, tz_name, lang).rsplit(
-                " at " if lang == "en" else " a las ", 1
-            )[0],
+            when=when,
+            date=when.rsplit(" at " if lang == "en" else " a las ", 1)[0],
             time=(
                 f"{local.hour % 12 or 12}:{local:%M} {'AM' if local.hour < 12 else 'PM'}"
                 if lang == "en"
