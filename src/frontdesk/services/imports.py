@@ -161,11 +161,12 @@ def _run_batch(job: _Job, batch: list[ImportRow]) -> ImportSummary:
 
 
 def _plan_for_now(session: Session) -> None:
-    """PostgreSQL: plan each statement of the batch (and the foreign-key checks its inserts
-    fire) for the tables as they are now, not with a generic plan cached when they were small
-    (the dispatcher does the same; see Dispatcher._transaction)."""
+    """PostgreSQL: plan the batch's statements (and the foreign-key checks its inserts fire)
+    for the tables as they are now, not with a generic plan cached when they were small: the
+    backend's cached plans are dropped once per batch (as the dispatcher does per transaction;
+    see Dispatcher._transaction)."""
     if is_postgres(session):
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        session.execute(text("DISCARD PLANS"))
 
 
 def _apply_batch(
