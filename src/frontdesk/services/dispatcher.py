@@ -6,10 +6,11 @@ Exactly once, in the terms we can keep:
   workers share the table; SQLite has one writer). A claim is a lease: a worker that dies after
   claiming loses nothing, because the lease expires and another worker takes the row.
 - The claimed batch is re-checked in one transaction (appointment status and time, the
-  patient's answer, consent and channel, quiet hours, caps), messages are rendered then.
+  patient's answer, consent and channel, quiet hours, caps), messages are rendered then. The
+  batch is read as plain rows (services/claimed.py), not ORM objects.
 - Sends go out ``concurrency`` at a time, outside any transaction; what has come back is
   recorded in one transaction per group (one guarded ``UPDATE … RETURNING`` and two upserts,
-  whatever the group's size). At most ``max_unrecorded`` messages are ever sent and not yet
+  whatever the group's size; on PostgreSQL the three are one statement). At most ``max_unrecorded`` messages are ever sent and not yet
   recorded. The residual window is between a provider accepting a message and our recording
   its group: a worker killed there leaves those reminders claimed, and they are sent again
   after the lease expires — at most ``max_unrecorded`` per killed worker. Every attempt carries
