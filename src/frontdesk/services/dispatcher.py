@@ -10,12 +10,12 @@ Exactly once, in the terms we can keep:
   batch is read as plain rows (services/claimed.py), not ORM objects.
 - Sends go out ``concurrency`` at a time, outside any transaction; what has come back is
   recorded in one transaction per group (one guarded ``UPDATE … RETURNING`` and two upserts,
-  whatever the group's size; on PostgreSQL the three are one statement). At most ``max_unrecorded`` messages are ever sent and not yet
-  recorded. The residual window is between a provider accepting a message and our recording
-  its group: a worker killed there leaves those reminders claimed, and they are sent again
-  after the lease expires — at most ``max_unrecorded`` per killed worker. Every attempt carries
-  the same idempotency key (``reminder-<id>``); the outbox and providers that honour keys
-  deliver it once.
+  whatever the group's size; on PostgreSQL the three are one statement). At most
+  ``max_unrecorded`` messages are ever sent and not yet recorded. The residual window is
+  between a provider accepting a message and our recording its group: a worker killed there
+  leaves those reminders claimed, and they are sent again after the lease expires — at most
+  ``max_unrecorded`` per killed worker. Every attempt carries the same idempotency key
+  (``reminder-<id>``); the outbox and providers that honour keys deliver it once.
 """
 
 from __future__ import annotations
