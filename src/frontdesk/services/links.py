@@ -8,17 +8,20 @@ acts.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import hash_token
 from frontdesk.adapters.db.channel_models import ActionLink
-from frontdesk.adapters.db.models import Appointment, Practice
+from frontdesk.adapters.db.models import Appointment, Practice, UTCDateTime, utcnow
 from frontdesk.services.appointment_answers import ANSWERS, apply_answer
+from frontdesk.services.claimed import AppointmentRow
 from frontdesk.services.reminders import Planning
 
 MAX_AGE = timedelta(days=14)
@@ -50,6 +53,56 @@ def issue_all(
         f"{action}_link": issue(session, appointment, action, now=now, base_url=base_url)
         for action in ANSWERS
     }
+
+
+class LinkBatch:
+    """The links of a batch of reminder emails, inserted together with one statement (the ORM
+    would flush three objects per email). Same tokens, hashes and expiry as ``issue``."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.rows: list[dict[str, Any]] = []
+
+    def issue_all(self, appointment: AppointmentRow, *, now: datetime) -> dict[str, str]:
+        expires_at = min(appointment.start_at, now + MAX_AGE)
+        links = {}
+        for action in ANSWERS:
+            token = secrets.token_urlsafe(24)
+            self.rows.append(
+                {
+                    "practice_id": appointment.practice_id,
+                    "appointment_id": appointment.id,
+                    "action": action,
+                    "token_hash": hash_token(token),
+                    "expires_at": expires_at,
+                }
+            )
+            links[f"{action}_link"] = f"{self.base_url}/a/{token}"
+        return links
+
+    def insert(self, session: Session) -> None:
+        """One statement: on PostgreSQL one JSON parameter for all rows, elsewhere an
+        executemany."""
+        if not self.rows:
+            return
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            rows = [{**row, "expires_at": row["expires_at"].isoformat()} for row in self.rows]
+            connection.execute(_INSERT_LINKS_PG, {"rows": json.dumps(rows), "now": utcnow()})
+        else:
+            connection.execute(insert(ActionLink), self.rows)
+        self.rows = []
+
+
+_INSERT_LINKS_PG = text(
+    """
+INSERT INTO action_links (practice_id, appointment_id, action, token_hash, expires_at,
+    created_at)
+SELECT practice_id, appointment_id, action, token_hash, expires_at, :now
+FROM json_to_recordset(CAST(:rows AS json)) AS v(practice_id integer, appointment_id integer,
+    action text, token_hash text, expires_at timestamptz)
+"""
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 @dataclass(frozen=True)

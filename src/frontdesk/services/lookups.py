@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, Text, bindparam, cast, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session, aliased
 
+from frontdesk.adapters.db.bulk import is_postgres
 from frontdesk.adapters.db.models import Appointment, Clinician, Location, Patient
 
 K = TypeVar("K", "PatientKey", "AppointmentKey")
 V = TypeVar("V")
+M = TypeVar("M", Patient, Appointment)
 
 
 @dataclass(frozen=True)
@@ -84,30 +87,61 @@ def prefetch(
 ) -> None:
     """Load every listed record into ``cache``; the ones not found are recorded as absent.
 
-    One query per source, ``external_id IN (…)``: it uses the unique index, where a row-value
-    ``(source, external_id) IN (…)`` makes PostgreSQL scan the table.
+    One query per source (see ``_by_keys``): a row-value ``(source, external_id) IN (…)`` makes
+    PostgreSQL scan the table.
     """
     patient_ids = _absent_by_source(set(patients), cache.patients)
     for source, external_ids in patient_ids.items():
         for patient in session.scalars(
-            select(Patient).where(
-                Patient.practice_id == practice_id,
-                Patient.source == source,
-                Patient.external_id.in_(external_ids),
-            )
+            _by_keys(session, Patient, practice_id, source, external_ids)
         ):
             cache.patients[PatientKey(patient.source, patient.external_id)] = patient
     appointment_ids = _absent_by_source(set(appointments), cache.appointments)
     for source, external_ids in appointment_ids.items():
         for appointment in session.scalars(
-            select(Appointment).where(
-                Appointment.practice_id == practice_id,
-                Appointment.source == source,
-                Appointment.external_id.in_(external_ids),
-            )
+            _by_keys(session, Appointment, practice_id, source, external_ids)
         ):
             key = AppointmentKey(appointment.source, appointment.external_id)
             cache.appointments[key] = appointment
+
+
+def _by_keys(
+    session: Session, model: type[M], practice_id: int, source: str, external_ids: list[str]
+) -> Select[Any]:
+    """The ``model`` rows of one source with these external ids.
+
+    PostgreSQL: ``unnest(:ids) AS k CROSS JOIN LATERAL (SELECT … WHERE practice_id = … AND
+    source = … AND external_id = k.external_id LIMIT 1)`` — one unique-index probe per key,
+    whatever the statistics say (the LIMIT keeps the planner from flattening the subquery into
+    a join it may then do by scanning the table). With ``external_id IN (…)`` a plan made on
+    empty statistics used the index for (practice, source) only and tested the 500 ids on
+    every row of the practice: about 2 s per batch at 110,000 rows. One array parameter, so one
+    statement text whatever the batch's size. SQLite keeps the ``IN`` list (its planner uses the
+    index for it).
+    """
+    if not is_postgres(session):
+        return select(model).where(
+            model.practice_id == practice_id,
+            model.source == source,
+            model.external_id.in_(external_ids),
+        )
+    keys = (
+        func.unnest(cast(bindparam("external_ids", external_ids, type_=ARRAY(Text)), ARRAY(Text)))
+        .table_valued("external_id")
+        .render_derived("k")
+    )
+    probe = (
+        select(model)
+        .where(
+            model.practice_id == practice_id,
+            model.source == source,
+            model.external_id == keys.c.external_id,
+        )
+        .limit(1)
+        .lateral("found")
+    )
+    found = aliased(model, probe)
+    return select(found).select_from(keys).join(probe, true())
 
 
 def _absent_by_source(keys: set[K], store: dict[K, V | None]) -> dict[str, list[str]]:

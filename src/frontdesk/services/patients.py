@@ -14,6 +14,7 @@ from frontdesk.domain.channels import Channel, ConsentStatus, default_channel
 from frontdesk.domain.errors import FieldError, ValidationFailed
 from frontdesk.domain.intake import IntakeOutcome, PatientIn
 from frontdesk.services import audit, consent, reminders
+from frontdesk.services.claimed import PatientRow
 from frontdesk.services.lookups import IntakeCache, PatientKey, find_patient
 from frontdesk.services.reminders import Planning
 
@@ -196,7 +197,7 @@ class PatientContact:
     date_of_birth: date | None
 
 
-def contact_of(patient: Patient, cipher: FieldCipher) -> PatientContact:
+def contact_of(patient: PatientRow, cipher: FieldCipher) -> PatientContact:
     dob = cipher.open(patient.date_of_birth_sealed)
     return PatientContact(
         phone=cipher.open(patient.phone_sealed),

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from frontdesk.adapters.crypto import FieldCipher
 from frontdesk.adapters.db.handoff_models import RebookingLink
-from frontdesk.adapters.db.models import Appointment, Patient, Practice
+from frontdesk.adapters.db.models import Appointment, Practice
+from frontdesk.services.claimed import PatientRow
 from frontdesk.services.patients import contact_of
 
 WINDOW = timedelta(days=30)
@@ -28,7 +29,7 @@ WINDOW = timedelta(days=30)
 def tracked_url(
     session: Session,
     practice: Practice,
-    patient: Patient,
+    patient: PatientRow,
     base_url: str,
     *,
     purpose: str,

@@ -32,6 +32,7 @@ from frontdesk.domain.reminders import (
     plan,
 )
 from frontdesk.domain.times import iso
+from frontdesk.services.claimed import PatientRow
 
 POLICY_KEY = "reminder_policy"
 
@@ -76,7 +77,7 @@ def appointment_facts(appointment: Appointment) -> AppointmentFacts:
     )
 
 
-def patient_facts(patient: Patient, practice: Practice) -> PatientFacts:
+def patient_facts(patient: PatientRow, practice: Practice) -> PatientFacts:
     return PatientFacts(
         timezone=patient.timezone or practice.timezone,
         reminders_enabled=patient.reminders_enabled,

@@ -7,6 +7,7 @@ the hour of the patient's day, and how many reminders the patient already had.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -14,10 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.db.bulk import one_of
-from frontdesk.adapters.db.models import (
-    Appointment,
-    Reminder,
-)
+from frontdesk.adapters.db.models import Reminder
 from frontdesk.domain.appointments import AppointmentStatus, Confirmation
 from frontdesk.domain.channels import Channel
 from frontdesk.domain.reminders import (
@@ -28,14 +26,16 @@ from frontdesk.domain.reminders import (
     cap_release,
     next_allowed,
 )
+from frontdesk.services.claimed import AppointmentRow, ReminderRow
 
 
-def still_missed(appointment: Appointment) -> bool:
-    return appointment.status in (AppointmentStatus.BOOKED.value, AppointmentStatus.NOSHOW.value)
+def still_missed(appointment: AppointmentRow) -> bool:
+    # (StrEnum members compare equal to their values; ``.value`` costs a descriptor call.)
+    return appointment.status in (AppointmentStatus.BOOKED, AppointmentStatus.NOSHOW)
 
 
 def no_longer_wanted(
-    reminder: Reminder, appointment: Appointment, policy: ReminderPolicy
+    reminder: ReminderRow, appointment: AppointmentRow, policy: ReminderPolicy
 ) -> str | None:
     """Why the appointment no longer calls for this reminder, re-checked at send time."""
     if reminder.planned_start != appointment.start_at:
@@ -45,8 +45,8 @@ def no_longer_wanted(
     if kind == ReminderKind.MISSED_FOLLOWUP:
         return None if still_missed(appointment) else f"appointment is {status}"
     if kind == ReminderKind.CANCELLATION_FOLLOWUP:
-        return None if status == AppointmentStatus.CANCELLED.value else f"appointment is {status}"
-    if status != AppointmentStatus.BOOKED.value:
+        return None if status == AppointmentStatus.CANCELLED else f"appointment is {status}"
+    if status != AppointmentStatus.BOOKED:
         return f"appointment is {status}"
     if kind == ReminderKind.STAGE:
         stage = next((s for s in policy.stages if s.key == reminder.stage), None)
@@ -54,7 +54,7 @@ def no_longer_wanted(
             return "the practice's policy no longer has this stage"
         if (
             stage.condition == Condition.UNCONFIRMED_ONLY
-            and appointment.confirmation != Confirmation.UNCONFIRMED.value
+            and appointment.confirmation != Confirmation.UNCONFIRMED
         ):
             return f"patient already answered ({appointment.confirmation})"
     return None
@@ -70,7 +70,7 @@ class SendContext:
     due_stages: dict[tuple[int, datetime], list[tuple[int, datetime]]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session, reminders: list[Reminder], now: datetime) -> SendContext:
+    def load(cls, session: Session, reminders: Sequence[ReminderRow], now: datetime) -> SendContext:
         context = cls()
         patients = {r.patient_id for r in reminders}
         for patient_id, sent_at in session.execute(
@@ -99,7 +99,7 @@ class SendContext:
 
 
 def later_moment(
-    reminder: Reminder,
+    reminder: ReminderRow,
     channel: Channel,
     tz_name: str,
     policy: ReminderPolicy,
@@ -112,7 +112,7 @@ def later_moment(
         allowed = next_allowed(now, tz_name, policy.quiet_hours_start, policy.quiet_hours_end)
         if allowed > now:
             return allowed, "quiet hours"
-    if reminder.kind != ReminderKind.STAGE.value:
+    if reminder.kind != ReminderKind.STAGE:
         return None
     sent = sorted(context.sent_to_patient.get(reminder.patient_id, []))
     capped = cap_release(sent, now, tz_name, policy.max_per_day, policy.max_per_week)

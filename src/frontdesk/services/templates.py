@@ -38,6 +38,7 @@ from frontdesk.domain.templates import (
     sms_length,
 )
 from frontdesk.domain.times import zone
+from frontdesk.services.claimed import AppointmentRow
 
 MAX_SOURCE = 5000
 MAX_OUTPUT = 10000
@@ -195,7 +196,7 @@ def context_for(
     patient_name: str | None = None,
     patient_preferred_name: str | None = None,
     tz_name: str,
-    appointment: Appointment | None = None,
+    appointment: AppointmentRow | None = None,
     links: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Every documented variable as a plain string (empty when it does not apply)."""
@@ -212,11 +213,10 @@ def context_for(
     )
     if appointment is not None:
         local = appointment.start_at.astimezone(zone(tz_name))
+        when = format_when(appointment.start_at, tz_name, lang)
         context.update(
-            when=format_when(appointment.start_at, tz_name, lang),
-            date=format_when(appointment.start_at, tz_name, lang).rsplit(
-                " at " if lang == "en" else " a las ", 1
-            )[0],
+            when=when,
+            date=when.rsplit(" at " if lang == "en" else " a las ", 1)[0],
             time=(
                 f"{local.hour % 12 or 12}:{local:%M} {'AM' if local.hour < 12 else 'PM'}"
                 if lang == "en"
