@@ -158,3 +158,17 @@ def test_the_screen_never_lowers_a_rule_crisis() -> None:  # pragma: no cover - 
 def test_look_alikes_stay_ordinary_with_the_screen() -> None:  # pragma: no cover - needs extra
     for text in LOOK_ALIKES:
         assert understand(text) == understand(text, crisis_screen=False), text
+
+
+def test_warming_up_starts_nothing_when_turned_off_or_without_the_extra() -> None:
+    assert crisis_screen.warm_in_background(enabled=False) is None
+    if not embeddings.available():
+        assert crisis_screen.warm_in_background(enabled=True) is None
+
+
+@needs_extra
+def test_warming_up_loads_the_screen_off_the_request_path() -> None:  # pragma: no cover
+    thread = crisis_screen.warm_in_background(enabled=True)
+    assert thread is not None
+    thread.join(timeout=120)
+    assert crisis_screen.load_screen() is not None

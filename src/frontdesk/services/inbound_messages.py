@@ -109,6 +109,7 @@ def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:
         model=language_model(runtime.settings),
         llm_budget=runtime.settings.llm_monthly_token_budget,
         phrase_hold_seconds=runtime.settings.llm_timeout_seconds + 5.0,
+        kb_embeddings=runtime.settings.kb_embeddings,
     )
 
 

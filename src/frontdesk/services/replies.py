@@ -137,6 +137,8 @@ class ReplyContext:
     llm_budget: int | None = None
     # How long an answer waiting for the model is held back from the sender.
     phrase_hold_seconds: float = 0.0
+    # Fuse sentence embeddings into retrieval (FRONTDESK_KB_EMBEDDINGS; needs the extra).
+    kb_embeddings: bool = True
 
 
 def receive(
@@ -368,7 +370,11 @@ class _Handler:
 
     def answer_question(self) -> None:
         result = knowledge.answer(
-            self.session, self.practice.id, self.inbound.text, self._language()
+            self.session,
+            self.practice.id,
+            self.inbound.text,
+            self._language(),
+            embeddings=self.context.kb_embeddings,
         )
         if result.reason == "clinical":
             # Advice about care is for the clinician: say so, and hand the thread to staff.

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from frontdesk import __version__
 from frontdesk.adapters.metrics import make_registry
+from frontdesk.agent import crisis_screen
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.logs import configure_logging
@@ -27,6 +28,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        crisis_screen.warm_in_background(settings.crisis_screen)
         yield
         if owned:
             rt.dispose()
