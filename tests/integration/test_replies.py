@@ -207,6 +207,8 @@ def test_small_talk_waits_for_a_person_with_one_acknowledgement(runtime: Runtime
     assert _reply(runtime, clock, "have a nice weekend").action == "needs_person"
     acks = [t for t in _thread(runtime) if "will get back to you" in t[3]]
     assert len(acks) == 1
+    # A message the agent did not understand may be a crisis it missed: the resources go too.
+    assert "988" in acks[0][3] and "911" in acks[0][3]
     with runtime.transaction() as session:
         conversation = session.scalars(select(Conversation)).one()
         assert conversation.needs_attention and conversation.status == "open"
@@ -262,7 +264,8 @@ def test_free_text_is_understood_and_acted_on(runtime: Runtime, text: str, actio
     clock.now += timedelta(minutes=10)
     assert _reply(runtime, clock, text).action == action
     bodies = [t[3] for t in _thread(runtime) if t[0] == "outbound"]
-    assert any("988" in b for b in bodies) == (action == "handoff:crisis")
+    # The crisis message goes only with a crisis (every acknowledgement names 988 and 911 too).
+    assert any("Crisis Lifeline" in b for b in bodies) == (action == "handoff:crisis")
 
 
 def test_the_same_webhook_three_times_is_processed_once(runtime: Runtime) -> None:

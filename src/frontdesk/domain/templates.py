@@ -145,7 +145,9 @@ _SHORT: dict[str, dict[Purpose, str]] = {
             "{% if practice_phone %} or call {{ practice_phone }}{% endif %}."
         ),
         Purpose.NEEDS_PERSON: (
-            "Thanks for your message. Someone from {{ practice_name }} will get back to you."
+            "Thanks for your message. Someone from {{ practice_name }} will get back to you "
+            "during office hours. If you are not safe or this is an emergency, call or text "
+            "988, or call 911."
         ),
         Purpose.ASSISTANT: (
             "I'm the automated assistant of {{ practice_name }}. I can help with appointments "
@@ -206,7 +208,9 @@ _SHORT: dict[str, dict[Purpose, str]] = {
             "{% if practice_phone %} o llame al {{ practice_phone }}{% endif %}."
         ),
         Purpose.NEEDS_PERSON: (
-            "Gracias por su mensaje. Alguien de {{ practice_name }} le responderá pronto."
+            "Gracias por su mensaje. Alguien de {{ practice_name }} le responderá en horario de "
+            "oficina. Si no está a salvo o es una emergencia, llame o envíe un mensaje al 988, "
+            "o llame al 911."
         ),
         Purpose.ASSISTANT: (
             "Soy el asistente automático de {{ practice_name }}. Puedo ayudarle con sus citas y "
