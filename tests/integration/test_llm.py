@@ -23,6 +23,7 @@ from frontdesk.adapters.db.models import Message, Patient
 from frontdesk.adapters.llm import LanguageModel, Passage
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.domain.channels import Channel
+from frontdesk.domain.times import now_utc
 from frontdesk.services import actions, dashboard, inbound_messages, practices
 from frontdesk.services.inbound_messages import outbox_reply
 from frontdesk.services.knowledge import seed_demo_documents
@@ -386,6 +387,43 @@ def test_an_answer_held_for_the_model_still_goes_out_if_the_wording_never_happen
     with runtime.transaction() as session:
         sent = session.scalars(select(Message).where(Message.purpose == "answer")).one()
     assert sent.delivery_status != "pending" and FEE_SENTENCE in sent.body
+
+
+def test_what_follows_a_held_answer_waits_for_it(
+    runtime: Runtime, model: FakeModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _patient_with_kb(runtime)
+    configure(runtime, builtins=False)
+    add_spec(runtime, SPEC)
+    llm = _with_model(runtime, model.url)
+    outbox = OutboxChannel(runtime.sessions, runtime.cipher)
+    senders = fixed_senders({Channel.SMS: outbox, Channel.EMAIL: outbox})
+    try:
+        _ask(llm, ids, "channel")  # the action starts and asks its field
+        # The process stops after its commit, before the model is asked.
+        monkeypatch.setattr(inbound_messages, "_phrase_after_commit", lambda *a, **k: None)
+        outbox_reply(
+            llm,
+            MessageSender(llm, senders),
+            practice_id=ids[0],
+            patient_id=ids[1],
+            text="what's your late cancellation fee?",
+        )
+        with runtime.transaction() as session:
+            out = session.scalars(
+                select(Message).where(Message.direction == "outbound").order_by(Message.id)
+            ).all()
+            answer, asked_again = out[-2], out[-1]
+            assert FEE_SENTENCE in answer.body
+            assert asked_again.body == "Email, text or WhatsApp?"  # the action resumed after it
+            # The question asked again waits with the answer, so it cannot arrive first (and a
+            # chat widget reading messages in order does not skip the answer).
+            assert answer.delivery_status == asked_again.delivery_status == "pending"
+            assert asked_again.next_attempt_at == answer.next_attempt_at
+        later = now_utc() + timedelta(seconds=llm.settings.llm_timeout_seconds + 6)
+        assert MessageSender(llm, senders, clock=lambda: later).send_due() == 2
+    finally:
+        llm.dispose()
 
 
 def test_a_crisis_never_reaches_the_model(runtime: Runtime, model: FakeModel) -> None:

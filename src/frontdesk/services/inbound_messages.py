@@ -209,14 +209,20 @@ def _phrase_after_commit(
                 log.exception("wording an answer failed; the extractive answer goes out")
             with runtime.transaction() as session:
                 meter.write(session)
-                release: dict[str, Any] = {"next_attempt_at": now}
                 if body is not None:
-                    release["body"] = body
-                # Only while no sender has taken it: a message already sent keeps its words.
+                    # Only while no sender has taken it: a message already sent keeps its words.
+                    session.execute(
+                        update(Message)
+                        .where(Message.id == message_id, Message.delivery_status == PENDING)
+                        .values(body=body)
+                    )
+        held = [m.id for m in outcome.held if m.id is not None]
+        if held:
+            with runtime.transaction() as session:
                 session.execute(
                     update(Message)
-                    .where(Message.id == message_id, Message.delivery_status == PENDING)
-                    .values(**release)
+                    .where(Message.id.in_(held), Message.delivery_status == PENDING)
+                    .values(next_attempt_at=clock())
                 )
 
 

@@ -93,8 +93,10 @@ class ReplyOutcome:
     appointment_id: int | None = None
     urgent: bool = False  # an urgent handoff: on-call alerts are waiting to go out
     queued: list[Message] = field(default_factory=list)
-    # Answers a language model may re-word once this transaction has committed.
+    # Answers a language model may re-word once this transaction has committed, and every
+    # message held back with them (what follows an answer waits for it, to keep the order).
     phrasing: list[Phrasing] = field(default_factory=list)
+    held: list[Message] = field(default_factory=list)
 
     @property
     def queued_ids(self) -> list[int]:
@@ -181,6 +183,13 @@ def receive(
     _Handler(session, practice, patient, conversation, message, inbound, context, outcome).act(
         meaning
     )
+    if outcome.phrasing:
+        # Whatever was queued after the answer (an action asking its field again) waits with it.
+        first = outcome.queued.index(outcome.phrasing[0].message)
+        hold = outcome.phrasing[0].message.next_attempt_at
+        for later in outcome.queued[first:]:
+            later.next_attempt_at = hold
+            outcome.held.append(later)
     return outcome
 
 
