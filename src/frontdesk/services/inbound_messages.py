@@ -182,48 +182,55 @@ def _phrase_after_commit(
     call may take seconds; SQLite has one writer and PostgreSQL connections are shared). An
     answer it words is kept only when its citations support it (``knowledge.phrase``);
     otherwise, or on any failure, the extractive answer already queued goes out as it is."""
-    model = language_model(runtime.settings)
     for outcome in results:
-        for item in outcome.phrasing:
-            message_id = item.message.id
-            if model is None or message_id is None:
-                continue
-            now = clock()
-            meter = BufferedMeter(
-                item.practice_id,
-                model.model,
-                now,
-                monthly_budget=runtime.settings.llm_monthly_token_budget,
-            )
-            body: str | None = None
-            try:
-                with runtime.transaction() as session:
-                    index = knowledge.index_for(
-                        session, item.practice_id, embeddings=runtime.settings.kb_embeddings
-                    )
-                    meter.used = monthly_used(session, item.practice_id, now)
-                worded = knowledge.phrase(index, item.question, item.extractive, model, meter)
-                if worded.reason == "phrased":
-                    body = answer_body(item.intro, worded)
-            except Exception:
-                log.exception("wording an answer failed; the extractive answer goes out")
+        try:
+            _phrase(runtime, outcome, clock)
+        except Exception:  # the message is stored and its answer queued: the worker sends it
+            log.exception("wording answers after the commit failed; the held answers go as queued")
+
+
+def _phrase(runtime: Runtime, outcome: ReplyOutcome, clock: Callable[[], datetime]) -> None:
+    model = language_model(runtime.settings)
+    for item in outcome.phrasing:
+        message_id = item.message.id
+        if model is None or message_id is None:
+            continue
+        now = clock()
+        meter = BufferedMeter(
+            item.practice_id,
+            model.model,
+            now,
+            monthly_budget=runtime.settings.llm_monthly_token_budget,
+        )
+        body: str | None = None
+        try:
             with runtime.transaction() as session:
-                meter.write(session)
-                if body is not None:
-                    # Only while no sender has taken it: a message already sent keeps its words.
-                    session.execute(
-                        update(Message)
-                        .where(Message.id == message_id, Message.delivery_status == PENDING)
-                        .values(body=body)
-                    )
-        held = [m.id for m in outcome.held if m.id is not None]
-        if held:
-            with runtime.transaction() as session:
+                index = knowledge.index_for(
+                    session, item.practice_id, embeddings=runtime.settings.kb_embeddings
+                )
+                meter.used = monthly_used(session, item.practice_id, now)
+            worded = knowledge.phrase(index, item.question, item.extractive, model, meter)
+            if worded.reason == "phrased":
+                body = answer_body(item.intro, worded)
+        except Exception:
+            log.exception("wording an answer failed; the extractive answer goes out")
+        with runtime.transaction() as session:
+            meter.write(session)
+            if body is not None:
+                # Only while no sender has taken it: a message already sent keeps its words.
                 session.execute(
                     update(Message)
-                    .where(Message.id.in_(held), Message.delivery_status == PENDING)
-                    .values(next_attempt_at=clock())
+                    .where(Message.id == message_id, Message.delivery_status == PENDING)
+                    .values(body=body)
                 )
+    held = [m.id for m in outcome.held if m.id is not None]
+    if held:
+        with runtime.transaction() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id.in_(held), Message.delivery_status == PENDING)
+                .values(next_attempt_at=clock())
+            )
 
 
 def _send_after_commit(
