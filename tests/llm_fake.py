@@ -97,6 +97,8 @@ def fake_model(*script: Any) -> Iterator[FakeModel]:
             if state.on_request is not None:
                 state.on_request()
             step = state.script.pop(0) if state.script else text_reply("")
+            if callable(step):  # a reply made from the request (the passages it was given)
+                step = step(state.requests[-1])
             if isinstance(step, Slow):
                 time.sleep(step.seconds)
                 step = step.reply

@@ -219,6 +219,14 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(
         default=300, ge=16, le=4000, description="Most tokens one language-model answer may use."
     )
+    llm_answers_unmatched: bool = Field(
+        default=True,
+        description=(
+            "With a language model: a question the extractive answer declined is offered to "
+            "the model with the nearest passages; its answer is sent only when every sentence "
+            "is supported by them (otherwise the decline stands)."
+        ),
+    )
     llm_monthly_token_budget: int | None = Field(
         default=None,
         ge=0,

@@ -19,7 +19,7 @@ from conftest import make_settings
 from frontdesk.adapters.channels.outbox import OutboxChannel
 from frontdesk.adapters.db.action_models import ActionRun
 from frontdesk.adapters.db.llm_models import LlmCall
-from frontdesk.adapters.db.models import Message, Patient
+from frontdesk.adapters.db.models import Message, Patient, ReviewItem
 from frontdesk.adapters.llm import LanguageModel, Passage
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.domain.channels import Channel
@@ -275,18 +275,94 @@ def test_an_unsupported_generated_answer_is_replaced_by_the_extractive_one(
     assert FEE_SENTENCE in reply and generated.split(" [")[0] not in reply
 
 
-def test_a_question_the_documents_do_not_answer_never_reaches_the_model(
+def test_with_the_setting_off_an_unmatched_question_never_reaches_the_model(
     runtime: Runtime, model: FakeModel
 ) -> None:
     ids = _patient_with_kb(runtime)
     model.script.append(tool_call("answer", {"text": "We validate parking at the zoo [1]."}))
-    llm = _with_model(runtime, model.url)
+    llm = _with_model(runtime, model.url, llm_answers_unmatched=False)
     try:
         reply = _ask(llm, ids, "do you have a swimming pool for patients?")
     finally:
         llm.dispose()
     assert model.requests == []
     assert "don't have that information" in reply
+
+
+UNMATCHED = "Where should I put the minivan near the Harbor Street building?"
+PARKING = "Free parking is available in the lot behind the Harbor Street building"
+
+
+def _cite_parking(text: str) -> Any:
+    """A reply citing whichever numbered passage the model was given holds the parking rule."""
+
+    def reply(request: dict[str, Any]) -> Any:
+        system = request["messages"][0]["content"]
+        number = next(
+            n
+            for n in range(1, 4)
+            if f"[{n}]" in system and PARKING in system.split(f"[{n}]")[1].split(f"[{n + 1}]")[0]
+        )
+        return tool_call("answer", {"text": text.format(n=number), "answered": True})
+
+    return reply
+
+
+def _open_reviews(runtime: Runtime) -> list[str]:
+    with runtime.transaction() as session:
+        return list(session.scalars(select(ReviewItem.kind).where(ReviewItem.state == "open")))
+
+
+def test_an_unmatched_question_is_answered_by_the_model_only_with_support(
+    runtime: Runtime, model: FakeModel
+) -> None:
+    ids = _patient_with_kb(runtime)
+    model.script.append(
+        _cite_parking("Park for free in the lot behind the Harbor Street building [{n}].")
+    )
+    llm = _with_model(runtime, model.url)
+    try:
+        reply = _ask(llm, ids, UNMATCHED)
+    finally:
+        llm.dispose()
+    assert len(model.requests) == 1
+    assert "answered" in str(model.requests[0]["tools"])  # it may say the passages do not answer
+    assert "Park for free in the lot behind the Harbor Street building." in reply
+    assert "(From: location-and-parking.md" in reply
+    assert _open_reviews(runtime) == []  # answered after all: nothing waits for a person
+
+
+@pytest.mark.parametrize(
+    "generated",
+    [
+        "Minivans park free in the Cigna garage [{n}].",  # a name the passages never use
+        "Parking is free for 8 hours [{n}].",  # a number they do not state
+    ],
+)
+def test_an_unmatched_question_stays_declined_when_the_model_is_unsupported(
+    runtime: Runtime, model: FakeModel, generated: str
+) -> None:
+    ids = _patient_with_kb(runtime)
+    model.script.append(_cite_parking(generated))
+    llm = _with_model(runtime, model.url)
+    try:
+        reply = _ask(llm, ids, UNMATCHED)
+    finally:
+        llm.dispose()
+    assert "don't have that information" in reply and "Cigna" not in reply
+    assert _open_reviews(runtime) == ["unanswered_question"]  # a person still follows up
+
+
+def test_the_model_may_say_the_passages_do_not_answer(runtime: Runtime, model: FakeModel) -> None:
+    ids = _patient_with_kb(runtime)
+    model.script.append(tool_call("answer", {"text": "", "answered": False}))
+    llm = _with_model(runtime, model.url)
+    try:
+        reply = _ask(llm, ids, "do you have a swimming pool for patients?")
+    finally:
+        llm.dispose()
+    assert "don't have that information" in reply
+    assert _open_reviews(runtime) == ["unanswered_question"]
 
 
 def test_a_prompt_injection_changes_nothing(runtime: Runtime, model: FakeModel) -> None:

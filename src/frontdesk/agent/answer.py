@@ -255,6 +255,20 @@ def retrieved_passages(
     return found
 
 
+def nearest_passages(
+    index: KnowledgeIndex, question: str, language: str, limit: int = 3
+) -> list[Passage]:
+    """The passages ranked first for ``question`` whether or not they cover it (a question the
+    extractive answer declined): for a language model that must say when they do not answer."""
+    asked = strip_instructions(" ".join(question.split())[:1000])
+    if not asked.strip() or len(index) == 0:
+        return []
+    query = index.query(the_question(asked), language)
+    if not query.concepts:
+        return []
+    return [index.prepared[hit.index].passage for hit in index.search(query, limit)]
+
+
 def _clean(sentence: str) -> str:
     return re.sub(r"^[-*•]\s+", "", sentence).strip()
 

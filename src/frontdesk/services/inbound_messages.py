@@ -20,7 +20,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.channels.base import StatusUpdate
-from frontdesk.adapters.db.models import InboundWebhook, Message, Patient, Practice, Reminder
+from frontdesk.adapters.db.models import (
+    InboundWebhook,
+    Message,
+    Patient,
+    Practice,
+    Reminder,
+    ReviewItem,
+)
 from frontdesk.agent.understand import understand
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
@@ -110,6 +117,7 @@ def reply_context(runtime: Runtime, now: datetime) -> ReplyContext:
         llm_budget=runtime.settings.llm_monthly_token_budget,
         phrase_hold_seconds=runtime.settings.llm_timeout_seconds + 5.0,
         kb_embeddings=runtime.settings.kb_embeddings,
+        llm_answers_unmatched=runtime.settings.llm_answers_unmatched,
     )
 
 
@@ -209,7 +217,14 @@ def _phrase(runtime: Runtime, outcome: ReplyOutcome, clock: Callable[[], datetim
                     session, item.practice_id, embeddings=runtime.settings.kb_embeddings
                 )
                 meter.used = monthly_used(session, item.practice_id, now)
-            worded = knowledge.phrase(index, item.question, item.extractive, model, meter)
+            worded = knowledge.phrase(
+                index,
+                item.question,
+                item.extractive,
+                model,
+                meter,
+                unmatched=runtime.settings.llm_answers_unmatched,
+            )
             if worded.reason == "phrased":
                 body = answer_body(item.intro, worded)
         except Exception:
@@ -218,11 +233,19 @@ def _phrase(runtime: Runtime, outcome: ReplyOutcome, clock: Callable[[], datetim
             meter.write(session)
             if body is not None:
                 # Only while no sender has taken it: a message already sent keeps its words.
-                session.execute(
+                changed = session.execute(
                     update(Message)
                     .where(Message.id == message_id, Message.delivery_status == PENDING)
                     .values(body=body)
                 )
+                review_id = item.review.id if item.review is not None else None
+                if review_id is not None and getattr(changed, "rowcount", 0) == 1:
+                    # The patient got an answer from the documents after all.
+                    session.execute(
+                        update(ReviewItem)
+                        .where(ReviewItem.id == review_id, ReviewItem.state == "open")
+                        .values(state="resolved", resolved_at=now)
+                    )
     held = [m.id for m in outcome.held if m.id is not None]
     if held:
         with runtime.transaction() as session:

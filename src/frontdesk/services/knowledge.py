@@ -25,7 +25,13 @@ from frontdesk.adapters.db.knowledge_models import KnowledgeChunk, KnowledgeDocu
 from frontdesk.adapters.db.models import Practice, utcnow
 from frontdesk.adapters.llm import LanguageModel, Meter
 from frontdesk.agent import grounding
-from frontdesk.agent.answer import Answer, Citation, answer_question, retrieved_passages
+from frontdesk.agent.answer import (
+    Answer,
+    Citation,
+    answer_question,
+    nearest_passages,
+    retrieved_passages,
+)
 from frontdesk.agent.chunking import chunk_document
 from frontdesk.agent.documents import DocumentError, media_type_of, parse
 from frontdesk.agent.embeddings import load_encoder
@@ -323,16 +329,24 @@ def phrase(
     extractive: Answer,
     model: LanguageModel,
     meter: Meter | None,
+    *,
+    unmatched: bool = False,
 ) -> Answer:
     """The model's wording of the answer, built from the passages retrieved for the question
     and kept only when every sentence is supported by the passages it cites
-    (``agent/grounding.py``); otherwise the extractive answer. A question the documents do not
-    answer, or that asks for clinical advice, never reaches the model."""
-    if not extractive.answered:
+    (``agent/grounding.py``); otherwise the extractive answer. A question that asks for clinical
+    advice never reaches the model; one the extractive answer declined only with ``unmatched``
+    (the nearest passages are offered and the model must say when they do not answer)."""
+    declined = not extractive.answered
+    if declined and not (unmatched and extractive.reason == "not_found"):
         return extractive
-    found = retrieved_passages(index, question, extractive.language)
+    found = (
+        nearest_passages(index, question, extractive.language)
+        if declined
+        else retrieved_passages(index, question, extractive.language)
+    )
     numbered = [llm.Passage(n, p.source, p.section, p.text) for n, p in enumerate(found, start=1)]
-    phrased = model.phrase_answer(question, numbered, meter)
+    phrased = model.phrase_answer(question, numbered, meter, may_decline=declined)
     if phrased is None:
         return extractive
     verdict = grounding.check(phrased.text, {p.number: p.text for p in numbered})

@@ -113,6 +113,8 @@ class Phrasing:
     question: str
     extractive: Answer
     intro: str  # "Automated assistant: " on the agent's first words in a thread, else ""
+    # A declined question's review item: resolved if the model's answer is sent instead.
+    review: ReviewItem | None = None
 
 
 def answer_body(intro: str, result: Answer) -> str:
@@ -141,6 +143,8 @@ class ReplyContext:
     phrase_hold_seconds: float = 0.0
     # Fuse sentence embeddings into retrieval (FRONTDESK_KB_EMBEDDINGS; needs the extra).
     kb_embeddings: bool = True
+    # Offer the model questions the extractive answer declined (FRONTDESK_LLM_ANSWERS_UNMATCHED).
+    llm_answers_unmatched: bool = False
 
 
 def receive(
@@ -392,29 +396,32 @@ class _Handler:
             return
         intro = self._intro()
         self._queue_reply(answer_body(intro, result), purpose="answer")
-        if result.answered and self.context.model is not None and self.outcome.queued:
+        review: ReviewItem | None = None
+        if result.answered:
+            self.outcome.action = "answered"
+        else:
+            # "I don't have that": a person follows up, as the answer promised.
+            self.outcome.action = "unanswered"
+            self.conversation.needs_attention = True
+            review = ReviewItem(
+                practice_id=self.practice.id,
+                patient_id=self.patient.id if self.patient else None,
+                kind="unanswered_question",
+                state="open",
+            )
+            self.session.add(review)
+        worded_later = result.answered or (
+            self.context.llm_answers_unmatched and result.reason == "not_found"
+        )
+        if worded_later and self.context.model is not None and self.outcome.queued:
             # Held back while the model words it after the commit; sent as it is if that fails.
             message = self.outcome.queued[-1]
             message.next_attempt_at = self.context.planning.now + timedelta(
                 seconds=self.context.phrase_hold_seconds
             )
             self.outcome.phrasing.append(
-                Phrasing(message, self.practice.id, self.inbound.text, result, intro)
+                Phrasing(message, self.practice.id, self.inbound.text, result, intro, review)
             )
-        if result.answered:
-            self.outcome.action = "answered"
-            return
-        # "I don't have that": a person follows up, as the answer promised.
-        self.outcome.action = "unanswered"
-        self.conversation.needs_attention = True
-        self.session.add(
-            ReviewItem(
-                practice_id=self.practice.id,
-                patient_id=self.patient.id if self.patient else None,
-                kind="unanswered_question",
-                state="open",
-            )
-        )
 
     # Appointment answers
 
