@@ -105,6 +105,9 @@ EXAMPLES = [
     ("Yes! Is there parking at the Elm Ave office?", I.CONFIRM),
     ("can't do 10am now, anything earlier?", I.RESCHEDULE),
     ("friday doesn't work for me anymore, monday or tuesday?", I.RESCHEDULE),
+    ("my daughter hit STOP by mistake on my phone, add me back please", I.OPT_IN),
+    ("envié baja por error, quiero seguir recibiendo recordatorios", I.OPT_IN),
+    ("wondering if you take Medicaid", I.QUESTION),
     # the task
     ("what's the point of going on", I.CRISIS),
     ("I'm dying to get in earlier", I.RESCHEDULE),

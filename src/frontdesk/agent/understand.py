@@ -205,6 +205,7 @@ def understand(
 def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:
     """Evidence from every rule family, safety first; empty when no rule fires."""
     found = safety.crisis_evidence(normalized) + safety.clinical_evidence(normalized)
+    normalized = lexicons.load("stop_by_mistake").mask(normalized, " _resubscribe_ ")
     hit = lexicons.load("opt_out").search(normalized, short=not long)
     if hit is not None:
         found.append(Evidence(Intent.OPT_OUT, hit.rule, hit.matched))
