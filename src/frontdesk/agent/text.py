@@ -38,7 +38,7 @@ STOP_EN = _set(
     everyone everybody nobody getting gets gotten yall lol haha guys um uh hmm btw basically
     literally honestly kinda sorta anyway anyways q yet now supposed far ahead probably
     totally ugh gonna wanna sooner middle special hoping lands roughly beforehand told figure
-    wondering whatever stuff thing things lot lots bit"""
+    wondering whatever stuff thing things bit"""
 )
 STOP_ES = _set(
     """a al algo algun alguna algunas alguno algunos ante antes aqui asi aun bien cada como con
