@@ -17,6 +17,7 @@ from frontdesk.cli import (
     practices,
     reminders,
     serving,
+    understanding,
     users,
     webhooks,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "practices",
     "reminders",
     "serving",
+    "understanding",
     "users",
     "webhooks",
 ]

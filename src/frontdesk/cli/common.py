@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -114,3 +115,29 @@ def aware(value: datetime | None, tz: str) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=zone(tz))
+
+
+def emit_json(value: dict[str, Any]) -> None:
+    """One JSON object on a line of stdout (for --json and --jsonl output)."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path, text_key: str) -> list[dict[str, Any]]:
+    """Lines ``{"id", <text_key>}`` of ``path`` ("-" is stdin); a bad line stops the run with
+    its line number, before anything is printed."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {path}: {exc}")
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            fail(f"{path}:{number}: not valid JSON", EXIT_INPUT)
+        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get(text_key), str):
+            fail(f'{path}:{number}: each line needs "id" and a string "{text_key}"', EXIT_INPUT)
+        rows.append(row)
+    return rows

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,15 +9,16 @@ import typer
 from rich.table import Table
 
 from frontdesk.cli.common import (
-    EXIT_INPUT,
     EXIT_REJECTED,
     JsonOpt,
     PracticeOpt,
     app,
+    emit_json,
     fail,
     opened,
     out,
     print_json,
+    read_jsonl,
 )
 
 kb_app = typer.Typer(
@@ -103,10 +102,6 @@ def kb_remove(
         out.print(f"removed {removed['source']} (id {removed['id']})")
 
 
-def _emit(value: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
-
-
 @kb_app.command("ask")
 def kb_ask(
     question: Annotated[str | None, typer.Argument(help="The question, in quotes.")] = None,
@@ -136,7 +131,7 @@ def kb_ask(
         fail("--language must be en or es")
     rows: list[dict[str, Any]] = []
     if jsonl is not None:
-        rows = _read_jsonl(jsonl)
+        rows = read_jsonl(jsonl, "question")
     with opened() as runtime:
         with runtime.transaction() as session:
             practice_id = resolve_practice(session, practice).id
@@ -144,7 +139,7 @@ def kb_ask(
             assert question is not None
             answer = knowledge.answer(runtime, practice_id, question, language)
             if as_json:
-                _emit(answer.as_dict())
+                emit_json(answer.as_dict())
                 return
             out.print(answer.answer)
             for c in answer.citations:
@@ -154,23 +149,4 @@ def kb_ask(
             runtime, practice_id, [str(r["question"]) for r in rows], language
         )
     for row, answer in zip(rows, answers, strict=True):
-        _emit({"id": row["id"], **answer.as_dict()})
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {path}: {exc}")
-    rows: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            fail(f"{path}:{number}: not valid JSON", EXIT_INPUT)
-        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("question"), str):
-            fail(f'{path}:{number}: each line needs "id" and a string "question"', EXIT_INPUT)
-        rows.append(row)
-    return rows
+        emit_json({"id": row["id"], **answer.as_dict()})
