@@ -33,7 +33,9 @@ class Entry:
 
 
 class Lexicon:
-    """The entries of one file, with a combined pattern to skip non-matching text quickly."""
+    """The entries of one file. Searching tries each entry in turn: measured on the labelled
+    set, one alternation of all 200-odd crisis lines was four times slower than the lines one by
+    one (``re`` does not share work between alternatives); the combined pattern only masks."""
 
     def __init__(self, name: str, entries: list[Entry]) -> None:
         self.name = name
@@ -44,8 +46,6 @@ class Lexicon:
     def search(self, text: str, *, short: bool = True) -> Hit | None:
         """The first entry (in file order) that matches, or None; ``short=False`` skips the
         entries that only count in short messages."""
-        if not self._any.search(text):
-            return None
         for entry in self.entries:
             if entry.short_only and not short:
                 continue
@@ -56,8 +56,6 @@ class Lexicon:
 
     def search_all(self, text: str) -> list[Hit]:
         """Every entry that matches, in file order."""
-        if not self._any.search(text):
-            return []
         hits = []
         for entry in self.entries:
             found = entry.pattern.search(text)
