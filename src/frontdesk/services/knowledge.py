@@ -300,16 +300,15 @@ def answer(
     question: str,
     language: str | None = None,
     *,
-    model: LanguageModel | None = None,
-    meter: Meter | None = None,
     embeddings: bool = True,
 ) -> Answer:
     """A grounded answer to ``question`` from the practice's documents, or a decline.
 
     ``language`` ('en' or 'es') chooses the words of a decline and how the question is read;
-    None detects it from the question. With a ``model``, an answered question may be phrased by
-    it (``phrase``); a decline never is. With a session, ``embeddings`` is the practice's
-    ``kb_embeddings`` setting (a runtime carries its own).
+    None detects it from the question. The extractive answer only: a language model words
+    answers after the message's transaction (``phrase``, called by the inbound path). With a
+    session, ``embeddings`` is the practice's ``kb_embeddings`` setting (a runtime carries its
+    own).
     """
     if isinstance(runtime_or_session, Runtime):
         embeddings = runtime_or_session.settings.kb_embeddings
@@ -317,10 +316,7 @@ def answer(
             index = index_for(session, practice_id, embeddings=embeddings)
     else:
         index = index_for(runtime_or_session, practice_id, embeddings=embeddings)
-    extractive = answer_question(index, question, language)
-    if model is None:
-        return extractive
-    return phrase(index, question, extractive, model, meter)
+    return answer_question(index, question, language)
 
 
 def phrase(

@@ -69,6 +69,20 @@ def usage_between(
     }
 
 
+def llm_call(
+    practice_id: int, model: str, at: datetime, purpose: str, prompt: int, completion: int
+) -> LlmCall:
+    """The row recording one call (its outcome is set by the caller)."""
+    return LlmCall(
+        practice_id=practice_id,
+        at=at,
+        purpose=purpose[:40],
+        model=model[:120],
+        prompt_tokens=max(0, prompt),
+        completion_tokens=max(0, completion),
+    )
+
+
 @dataclass
 class SessionMeter:
     """A ``Meter`` (adapters/llm.py) writing to the caller's session: a call is recorded with
@@ -86,10 +100,7 @@ class SessionMeter:
         if self.monthly_budget is None:
             return True
         if self._used is None:
-            start = month_start(self.now)
-            self._used = tokens_between(
-                self.session, self.practice_id, start, start + timedelta(days=32)
-            )
+            self._used = monthly_used(self.session, self.practice_id, self.now)
         return self._used < self.monthly_budget
 
     def record(
@@ -101,18 +112,11 @@ class SessionMeter:
         ok: bool,
         duration_ms: int,
     ) -> None:
-        self.session.add(
-            LlmCall(
-                practice_id=self.practice_id,
-                at=self.now,
-                purpose=purpose[:40],
-                model=self.model[:120],
-                prompt_tokens=max(0, prompt_tokens),
-                completion_tokens=max(0, completion_tokens),
-                ok=ok,
-                duration_ms=duration_ms,
-            )
+        call = llm_call(
+            self.practice_id, self.model, self.now, purpose, prompt_tokens, completion_tokens
         )
+        call.ok, call.duration_ms = ok, duration_ms
+        self.session.add(call)
         if self._used is not None:
             self._used += max(0, prompt_tokens) + max(0, completion_tokens)
 
@@ -142,18 +146,11 @@ class BufferedMeter:
         ok: bool,
         duration_ms: int,
     ) -> None:
-        self.calls.append(
-            LlmCall(
-                practice_id=self.practice_id,
-                at=self.now,
-                purpose=purpose[:40],
-                model=self.model[:120],
-                prompt_tokens=max(0, prompt_tokens),
-                completion_tokens=max(0, completion_tokens),
-                ok=ok,
-                duration_ms=duration_ms,
-            )
+        call = llm_call(
+            self.practice_id, self.model, self.now, purpose, prompt_tokens, completion_tokens
         )
+        call.ok, call.duration_ms = ok, duration_ms
+        self.calls.append(call)
         self.used += max(0, prompt_tokens) + max(0, completion_tokens)
 
     def write(self, session: Session) -> None:
