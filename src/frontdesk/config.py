@@ -92,7 +92,10 @@ class Settings(BaseSettings):
     )
     crisis_screen: bool = Field(
         default=True,
-        description="Second, semantic crisis screen when the embeddings extra is installed.",
+        description=(
+            "Crisis screens after the rules: the lexical model, and the semantic one when "
+            "the embeddings extra is installed. False: the rules alone."
+        ),
     )
     webhook_timeout_seconds: float = Field(
         default=15.0,

@@ -55,7 +55,8 @@ CONTROL_SUBREDDITS = {"personalfinance", "legaladvice", "teaching", "divorce", "
 
 csv.field_size_limit(sys.maxsize)
 
-# The semantic crisis screen (the embeddings extra); ``--no-crisis-screen`` scores rules alone.
+# The crisis screens (the lexical model; the semantic one with the embeddings extra);
+# ``--no-crisis-screen`` scores the rules alone.
 SCREEN = {"on": True}
 
 
@@ -362,8 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--crisis-screen",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="the semantic crisis screen (only with the embeddings extra installed); "
-        "--no-crisis-screen scores the rules alone",
+        help="the crisis screens: the lexical model, and the semantic one where the "
+        "embeddings extra is installed; --no-crisis-screen scores the rules alone",
     )
     parser.add_argument("--rounds", type=int, default=20, help="speed: passes over the set")
     args = parser.parse_args(argv)
@@ -386,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     screened = args.crisis_screen and embeddings.available()
     print("- command: `.venv/bin/python tests/eval/eval_intents.py`")
+    print(f"- lexical crisis screen: {'on' if args.crisis_screen else 'off'}")
     print(f"- semantic crisis screen: {'on (embeddings extra)' if screened else 'off'}\n")
     print(f"## Labelled set ({len(cases)} messages, disjoint from the training examples)\n")
     print(markdown_table(report))

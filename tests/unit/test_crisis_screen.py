@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 
 from frontdesk.agent import crisis_screen, embeddings
+from frontdesk.agent import understand as understanding
 from frontdesk.agent.crisis_screen import CrisisScreen, Exemplar, read_exemplars
 from frontdesk.agent.understand import understand
 from frontdesk.domain.intents import Intent
@@ -98,16 +99,24 @@ def test_read_exemplars_refuses_a_malformed_line() -> None:
         read_exemplars("crisis-001\tmaybe\ttrain.tsv:1\ttext\n")
 
 
-def test_without_the_extra_understanding_is_the_rules_alone() -> None:
+def test_without_the_extra_only_the_lexical_model_changes_what_the_rules_say() -> None:
     if embeddings.available():
         pytest.skip("the embeddings extra is installed here (the screen is tested below)")
     assert crisis_screen.load_screen() is None
     texts = [text for _, text in _texts(INTENTS / "labelled.tsv", 2)]
     texts += [text for f in sorted(INTENTS.glob("blind*.tsv")) for _, text in _texts(f, 2)]
     texts += [UNSAID, *LOOK_ALIKES]
+    raised = 0
     for text in texts:
+        found, rules = understand(text), understand(text, crisis_screen=False)
+        if found != rules:
+            raised += 1
+            assert rules.intent is not Intent.CRISIS, text
+            assert found.intent is Intent.CRISIS, text
+            assert found.evidence[0].rule.startswith("model:crisis-screen:p="), text
+    assert raised > 0  # the lexical model is on by default
+    for text in LOOK_ALIKES:
         assert understand(text) == understand(text, crisis_screen=False), text
-    assert understand(UNSAID).intent is not Intent.CRISIS
 
 
 # --- the screen's logic, with a fake encoder (numpy comes with the extra) -----------------------
@@ -167,15 +176,8 @@ def test_look_alikes_stay_ordinary_with_the_screen() -> None:  # pragma: no cove
         assert understand(text) == understand(text, crisis_screen=False), text
 
 
-def test_warming_up_starts_nothing_when_turned_off_or_without_the_extra() -> None:
-    assert crisis_screen.warm_in_background(enabled=False) is None
-    if not embeddings.available():
-        assert crisis_screen.warm_in_background(enabled=True) is None
-
-
 @needs_extra
 def test_warming_up_loads_the_screen_off_the_request_path() -> None:  # pragma: no cover
-    thread = crisis_screen.warm_in_background(enabled=True)
-    assert thread is not None
+    thread = understanding.warm_in_background(crisis_screen=True)
     thread.join(timeout=120)
     assert crisis_screen.load_screen() is not None

@@ -147,14 +147,3 @@ def load_screen() -> CrisisScreen | None:
                 log.warning("semantic crisis screen unavailable; rules alone", exc_info=True)
             _loaded.append(screen)
         return _loaded[0]
-
-
-def warm_in_background(enabled: bool = True) -> threading.Thread | None:
-    """Load the screen now, off the request path, where the extra is installed: the first
-    load takes seconds (the model and the exemplars), and a patient's first message after a
-    start must not wait for it to be read for a crisis."""
-    if not enabled or not embeddings.available():
-        return None
-    thread = threading.Thread(target=load_screen, name="frontdesk-crisis-screen", daemon=True)
-    thread.start()
-    return thread

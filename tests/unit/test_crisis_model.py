@@ -1,0 +1,112 @@
+"""The lexical crisis screen (agent/crisis_model.py): a logistic regression that needs nothing
+installed. It may only raise a message to crisis; its measured quality is in docs/QUALITY.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frontdesk.agent import crisis_model
+from frontdesk.agent import understand as understanding
+from frontdesk.agent.crisis_model import CrisisModel, Example, features, read_examples
+from frontdesk.agent.crisis_screen import screen_text
+from frontdesk.agent.understand import understand
+from frontdesk.domain.intents import Intent
+
+INTENTS = Path(__file__).resolve().parents[1] / "eval" / "intents"
+
+
+def _labelled() -> list[tuple[str, str]]:
+    rows = []
+    for line in (INTENTS / "labelled.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            intent, _, text = line.split("\t")
+            rows.append((intent, text))
+    return rows
+
+
+def test_features_are_presence_of_words_and_pairs_without_lone_function_words() -> None:
+    found = features("and and and i took them all")
+    assert "w:and" not in found and "w:i" not in found  # function words only inside pairs
+    assert {"w:took", "w:all", "b:<s> and", "b:i took", "b:all </s>"} <= set(found)
+    assert len(set(found.values())) == 1  # presence, not counts: "and" x3 weighs as once
+    assert sum(v * v for v in found.values()) == pytest.approx(1.0)
+
+
+def test_a_model_learns_its_examples_and_needs_both_kinds() -> None:
+    examples = [
+        Example(True, "I took all my pills tonight"),
+        Example(True, "goodbye everyone, it was nice knowing you"),
+        Example(True, "he said he will hurt me when he gets home"),
+        Example(False, "see you tuesday at 3"),
+        Example(False, "running late, traffic"),
+        Example(False, "can we move my appointment"),
+    ]
+    model = CrisisModel(examples)
+    for e in examples:
+        p = model.probability(screen_text(e.text))
+        assert (p >= 0.5) is e.crisis, (e.text, p)
+    assert model.probability("") == 0.0
+    with pytest.raises(ValueError, match="crisis and non-crisis"):
+        CrisisModel([e for e in examples if e.crisis])
+
+
+def test_training_is_deterministic() -> None:
+    examples = crisis_model.shipped_examples()[:300]
+    assert CrisisModel(examples).weights == CrisisModel(examples).weights
+
+
+def test_reading_examples_names_the_bad_line() -> None:
+    assert read_examples("# comment\ncrisis\ten\tbye all\nordinary\tes\tya voy\n") == [
+        Example(True, "bye all"),
+        Example(False, "ya voy"),
+    ]
+    with pytest.raises(ValueError, match="line 2"):
+        read_examples("crisis\ten\tok\nmaybe\ten\ttext\n")
+
+
+def test_shipped_model_raises_indirect_crises_the_rules_miss() -> None:
+    # Written for this test (no scored set holds them); the rules have no line for them.
+    for text in (
+        "i've been counting what's left in the bottle, it's enough",
+        "don't bother rebooking me, I won't be needing it after this weekend",
+        "cuiden a mi perro por favor, ya me despedí de todos",
+    ):
+        rules = understand(text, crisis_screen=False)
+        found = understand(text)
+        assert rules.intent is not Intent.CRISIS, text
+        assert found.intent is Intent.CRISIS, text
+        rule = found.evidence[0].rule
+        assert rule.startswith("model:crisis-screen:p="), rule
+        assert text.split()[0] not in rule  # evidence names the model, never the words
+
+
+def test_shipped_model_leaves_ordinary_replies_and_look_alikes_alone() -> None:
+    for text in (
+        "see you thursday at 3!",
+        "can we move my appointment to next week",
+        "this traffic is killing me, 5 min late",
+        "my phone died, just saw your text",
+        "what's your late cancellation fee?",
+        "me muero de hambre jaja, llego en 10",
+    ):
+        assert understand(text).intent is not Intent.CRISIS, text
+
+
+def test_it_never_lowers_a_crisis_and_is_off_with_the_screens() -> None:
+    for _intent, text in _labelled():
+        found = understand(text)
+        rules = understand(text, crisis_screen=False)
+        if rules.intent is Intent.CRISIS:
+            assert found == rules, text
+        for e in rules.evidence:
+            assert not e.rule.startswith("model:crisis-screen"), text
+
+
+def test_warming_up_trains_the_models_off_the_request_path() -> None:
+    crisis_model.model.cache_clear()
+    thread = understanding.warm_in_background(crisis_screen=True)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert crisis_model.model.cache_info().currsize == 1
