@@ -140,6 +140,37 @@ def test_keyword_answers(
     assert ("reschedule_requested" in kinds) == (action == "reschedule_requested")
 
 
+def test_a_crisis_that_also_says_stop_reaches_staff_and_keeps_the_opt_out(
+    runtime: Runtime,
+) -> None:
+    clock = Clock(T0)
+    _book_and_remind(runtime, clock)
+    clock.now += timedelta(minutes=10)
+    outcome = _reply(runtime, clock, "stop texting me, I took all my pills")
+    assert (outcome.intent, outcome.action, outcome.urgent) == ("crisis", "handoff:crisis", True)
+
+    replies = [t for t in _thread(runtime) if t[0] == "outbound"][1:]
+    assert "988" in replies[0][3] and replies[0][2] == "delivered"  # the crisis message first
+    assert "no more messages" in replies[1][3] and replies[1][2] == "delivered"
+    with runtime.transaction() as session:
+        ledger = session.scalars(select(ConsentEvent)).all()
+        assert [(e.channel, e.action) for e in ledger] == [("sms", "revoked")]
+        conversation = session.scalars(select(Conversation)).one()
+        assert (conversation.owner, conversation.urgent) == ("staff", True)
+
+
+def test_a_patient_who_opted_out_still_gets_the_crisis_message(runtime: Runtime) -> None:
+    clock = Clock(T0)
+    _book_and_remind(runtime, clock)
+    clock.now += timedelta(minutes=10)
+    assert _reply(runtime, clock, "STOP").action == "opted_out"
+    clock.now += timedelta(days=1)
+    assert _reply(runtime, clock, "I want to die").intent == "crisis"
+    last = _thread(runtime)[-1]
+    assert last[0] == "outbound" and "988" in last[3]
+    assert last[2] == "delivered"  # a reply to the patient's own crisis, never outreach
+
+
 def test_stop_opts_out_with_one_confirmation_then_silence(runtime: Runtime) -> None:
     clock = Clock(T0)
     _book_and_remind(runtime, clock)

@@ -32,6 +32,7 @@ from frontdesk.agent.understand import understand
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
+from frontdesk.domain.intents import Intent
 from frontdesk.domain.reminders import ReminderState
 from frontdesk.domain.times import now_utc
 from frontdesk.services import consent, inbound, knowledge
@@ -101,6 +102,8 @@ def interpreter_for(runtime: Runtime) -> Interpreter:
             language=found.language,
             asks_for_person=found.asks_for_person,
             asks_if_bot=found.asks_if_bot,
+            also_opts_out=found.intent is not Intent.OPT_OUT
+            and any(e.intent is Intent.OPT_OUT for e in found.evidence),
         )
 
     return interpret

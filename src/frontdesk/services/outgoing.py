@@ -44,8 +44,10 @@ SENDING = "sending"
 FAILED = "failed"
 
 # The only messages that may go to a channel the patient opted out of: the one confirmation
-# of the opt-out itself, and answers to HELP (carriers require both).
-ALLOWED_AFTER_OPT_OUT = frozenset({"opt_out", "help"})
+# of the opt-out itself, answers to HELP (carriers require both), and the crisis message
+# answering a patient's own crisis message (safety first: it is a reply, never outreach; an
+# SMS carrier that still blocks the number fails it, and the failure is recorded).
+ALLOWED_AFTER_OPT_OUT = frozenset({"opt_out", "help", "crisis"})
 WHATSAPP_WINDOW = timedelta(hours=24)
 
 # Senders per practice and channel; None when the practice has no sender for that channel.

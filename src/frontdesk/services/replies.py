@@ -78,6 +78,9 @@ class Interpretation:
     language: str | None = None
     asks_for_person: bool = False
     asks_if_bot: bool = False
+    # A safety intent won over words that also opt out ("stop texting me, I'm done with all
+    # of it"): the patient is handed to staff and the opt-out is still honoured.
+    also_opts_out: bool = False
 
 
 Interpreter = Callable[[str, Channel], Interpretation]
@@ -361,6 +364,10 @@ class _Handler:
             self.reply(Purpose.CRISIS)
         elif intent == "clinical_concern":
             self.hand_off(urgent=False, reason="clinical_concern")
+        if intent in ("crisis", "clinical_concern") and meaning.also_opts_out:
+            handed_off = self.outcome.action
+            self.opt_out(carrier_cancel=False)
+            self.outcome.action = handed_off
         elif intent == "opt_out":
             self.opt_out(carrier_cancel=meaning.carrier_cancel)
         elif intent == "opt_in":
