@@ -19,7 +19,7 @@ from conftest import make_settings
 from frontdesk.adapters.channels.outbox import OutboxChannel
 from frontdesk.adapters.db.action_models import ActionRun
 from frontdesk.adapters.db.llm_models import LlmCall
-from frontdesk.adapters.db.models import Message, Patient, ReviewItem
+from frontdesk.adapters.db.models import Conversation, Message, Patient, ReviewItem
 from frontdesk.adapters.llm import LanguageModel, Passage
 from frontdesk.bootstrap import Runtime, build_runtime
 from frontdesk.domain.channels import Channel
@@ -313,6 +313,12 @@ def _open_reviews(runtime: Runtime) -> list[str]:
         return list(session.scalars(select(ReviewItem.kind).where(ReviewItem.state == "open")))
 
 
+def _flagged(runtime: Runtime) -> list[bool]:
+    """Each thread's "needs attention" flag."""
+    with runtime.transaction() as session:
+        return list(session.scalars(select(Conversation.needs_attention)))
+
+
 def test_an_unmatched_question_is_answered_by_the_model_only_with_support(
     runtime: Runtime, model: FakeModel
 ) -> None:
@@ -330,6 +336,26 @@ def test_an_unmatched_question_is_answered_by_the_model_only_with_support(
     assert "Park for free in the lot behind the Harbor Street building." in reply
     assert "(From: location-and-parking.md" in reply
     assert _open_reviews(runtime) == []  # answered after all: nothing waits for a person
+    assert _flagged(runtime) == [False]  # and the thread no longer asks for one
+
+
+def test_a_thread_that_still_waits_for_a_person_stays_flagged(
+    runtime: Runtime, model: FakeModel
+) -> None:
+    ids = _patient_with_kb(runtime)
+    model.script.append(tool_call("answer", {"text": "", "answered": False}))
+    model.script.append(
+        _cite_parking("Park for free in the lot behind the Harbor Street building [{n}].")
+    )
+    llm = _with_model(runtime, model.url)
+    try:
+        _ask(llm, ids, "do you have a swimming pool for patients?")
+        reply = _ask(llm, ids, UNMATCHED)
+    finally:
+        llm.dispose()
+    assert "Park for free in the lot behind the Harbor Street building." in reply
+    assert _open_reviews(runtime) == ["unanswered_question"]  # the pool question still waits
+    assert _flagged(runtime) == [True]
 
 
 @pytest.mark.parametrize(
@@ -351,6 +377,7 @@ def test_an_unmatched_question_stays_declined_when_the_model_is_unsupported(
         llm.dispose()
     assert "don't have that information" in reply and "Cigna" not in reply
     assert _open_reviews(runtime) == ["unanswered_question"]  # a person still follows up
+    assert _flagged(runtime) == [True]
 
 
 def test_the_model_may_say_the_passages_do_not_answer(runtime: Runtime, model: FakeModel) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from frontdesk.adapters.channels.base import StatusUpdate
 from frontdesk.adapters.db.models import (
+    Conversation,
     InboundWebhook,
     Message,
     Patient,
@@ -249,6 +250,14 @@ def _phrase(runtime: Runtime, outcome: ReplyOutcome, clock: Callable[[], datetim
                         .where(ReviewItem.id == review_id, ReviewItem.state == "open")
                         .values(state="resolved", resolved_at=now)
                     )
+                    if item.flagged is not None and not _other_open_reviews(
+                        session, item.practice_id, item.review, review_id
+                    ):
+                        session.execute(
+                            update(Conversation)
+                            .where(Conversation.id == item.flagged.id)
+                            .values(needs_attention=False)
+                        )
     held = [m.id for m in outcome.held if m.id is not None]
     if held:
         with runtime.transaction() as session:
@@ -257,6 +266,25 @@ def _phrase(runtime: Runtime, outcome: ReplyOutcome, clock: Callable[[], datetim
                 .where(Message.id.in_(held), Message.delivery_status == PENDING)
                 .values(next_attempt_at=clock())
             )
+
+
+def _other_open_reviews(
+    session: Session, practice_id: int, review: ReviewItem | None, review_id: int
+) -> bool:
+    """Whether the patient still has another open review item (a person must still look)."""
+    if review is None or review.patient_id is None:
+        return False
+    found = session.scalar(
+        select(ReviewItem.id)
+        .where(
+            ReviewItem.practice_id == practice_id,
+            ReviewItem.patient_id == review.patient_id,
+            ReviewItem.state == "open",
+            ReviewItem.id != review_id,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def _send_after_commit(

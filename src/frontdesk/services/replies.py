@@ -118,6 +118,9 @@ class Phrasing:
     intro: str  # "Automated assistant: " on the agent's first words in a thread, else ""
     # A declined question's review item: resolved if the model's answer is sent instead.
     review: ReviewItem | None = None
+    # The decline flagged the thread for a person (it was not flagged before): the flag goes
+    # with the review item when the model's answer is sent instead.
+    flagged: Conversation | None = None
 
 
 def answer_body(intro: str, result: Answer) -> str:
@@ -404,11 +407,14 @@ class _Handler:
         intro = self._intro()
         self._queue_reply(answer_body(intro, result), purpose="answer")
         review: ReviewItem | None = None
+        flagged: Conversation | None = None
         if result.answered:
             self.outcome.action = "answered"
         else:
             # "I don't have that": a person follows up, as the answer promised.
             self.outcome.action = "unanswered"
+            if not self.conversation.needs_attention:
+                flagged = self.conversation
             self.conversation.needs_attention = True
             review = ReviewItem(
                 practice_id=self.practice.id,
@@ -427,7 +433,9 @@ class _Handler:
                 seconds=self.context.phrase_hold_seconds
             )
             self.outcome.phrasing.append(
-                Phrasing(message, self.practice.id, self.inbound.text, result, intro, review)
+                Phrasing(
+                    message, self.practice.id, self.inbound.text, result, intro, review, flagged
+                )
             )
 
     # Appointment answers
