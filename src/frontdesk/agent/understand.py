@@ -50,9 +50,10 @@ LONG_WORDS = 40
 _HEAD_WORDS, _TAIL_WORDS = 25, 15
 # Consent changes only on words that say so: the model never opts anyone out or in.
 _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
-# The model never raises a crisis by itself (on everyday SMS its crisis guesses were mostly
-# wrong, docs/QUALITY.md): a confident crisis or clinical guess hands the message to
+# The intent model never raises a crisis by itself (on everyday SMS its crisis guesses were
+# mostly wrong, docs/QUALITY.md): a confident crisis or clinical guess hands the message to
 # staff as a clinical concern, a less confident one is "other" (a person still reads it).
+# Crises past the rules are the crisis screens' job (step 6).
 _SAFETY_FLOOR = 0.8
 _KEYWORD_CONFIDENCE = 0.99
 _CRISIS_CONFIDENCE = 0.95
