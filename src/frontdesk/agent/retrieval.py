@@ -89,6 +89,11 @@ SHORTHAND = {
     "mins": "minutes",
     "hrs": "hours",
     "pymt": "payment",
+    "bcbs": "blue cross blue shield",
+    "uhc": "unitedhealthcare",
+    "dr": "doctor",
+    "info": "information",
+    "tele": "telehealth",
 }
 _SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")
 
