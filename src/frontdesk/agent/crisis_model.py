@@ -30,10 +30,15 @@ from importlib import resources
 
 from frontdesk.agent import crisis_screen
 
-THRESHOLD = 0.5
+THRESHOLD = 0.6
+# A message longer than this (as ``understand.LONG_WORDS``) is a letter, not a reply: the
+# rules read all of it, and the model must be surer, because a long ordinary text shares
+# more words with the crisis examples than a short one (docs/QUALITY.md).
+LONG_WORDS = 40
+LONG_THRESHOLD = 0.8
 RULE = "model:crisis-screen"
 _EPOCHS = 20
-_L2 = 1e-3
+_L2 = 2e-3
 _RATE = 0.5
 _SEED = 20261206
 
@@ -116,7 +121,11 @@ class CrisisModel:
         weights = self.weights
         return _sigmoid(self.bias + sum(weights.get(k, 0.0) * v for k, v in x.items()))
 
-    def check(self, screened: str, threshold: float = THRESHOLD) -> ModelHit | None:
+    def check(self, screened: str, threshold: float | None = None) -> ModelHit | None:
+        """A hit when the message reads crisis-like enough for its length."""
+        if threshold is None:
+            words = sum(1 for w in screened.split() if w not in {".", "?"})
+            threshold = LONG_THRESHOLD if words > LONG_WORDS else THRESHOLD
         p = self.probability(screened)
         return ModelHit(round(p, 3)) if p >= threshold else None
 
@@ -139,11 +148,12 @@ def read_examples(source: str) -> list[Example]:
 
 
 def shipped_examples() -> list[Example]:
-    """The semantic screen's exemplars and the ordinary texts written for this model."""
-    extra = resources.files("frontdesk.agent.lexicons").joinpath("crisis_ordinary.tsv")
-    return _from_exemplars(crisis_screen.shipped_exemplars()) + read_examples(
-        extra.read_text(encoding="utf-8")
-    )
+    """The semantic screen's exemplars and the examples written for this model."""
+    lexicons = resources.files("frontdesk.agent.lexicons")
+    found = _from_exemplars(crisis_screen.shipped_exemplars())
+    for name in ("crisis_ordinary.tsv", "crisis_more.tsv"):
+        found += read_examples(lexicons.joinpath(name).read_text(encoding="utf-8"))
+    return found
 
 
 def _from_exemplars(exemplars: Iterable[crisis_screen.Exemplar]) -> list[Example]:
