@@ -40,13 +40,14 @@ _KEYWORDS: dict[str, tuple[Intent, bool]] = {
     # opt-out: carrier list (Twilio, CTIA, FCC) and Spanish equivalents
     **{w: (Intent.OPT_OUT, False) for w in (
         "stop", "stopall", "stop all", "unsubscribe", "end", "quit", "revoke", "optout",
-        "opt out", "opt-out", "baja", "alto", "parar", "detener",
+        "opt out", "opt-out", "unsub", "baja", "alto", "parar", "detener",
     )},
     CARRIER_CANCEL: (Intent.OPT_OUT, False),
     "start": (Intent.OPT_IN, True),
     "unstop": (Intent.OPT_IN, True),
     "alta": (Intent.OPT_IN, False),
     "reanudar": (Intent.OPT_IN, False),
+    "iniciar": (Intent.OPT_IN, False),
     "help": (Intent.HELP, False),
     "info": (Intent.HELP, False),
     "ayuda": (Intent.HELP, False),
