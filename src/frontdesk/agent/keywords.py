@@ -73,6 +73,9 @@ _EMOJI = {
     "😂": " emo_laugh ", "🤣": " emo_laugh ", "😆": " emo_laugh ", "😅": " emo_laugh ",
     "🙏": " thanks ", "❤": " emo_heart ", "😊": " emo_smile ", "🙂": " emo_smile ",
     "😀": " emo_smile ", "😁": " emo_smile ",
+    # Read by the crisis rules and the crisis screen: young patients say the worst in emoji.
+    "🔪": " emo_knife ", "🩸": " emo_blood ", "🪦": " emo_grave ", "⚰": " emo_grave ",
+    "🪢": " emo_rope ", "💊": " emo_pill ", "🔫": " emo_gun ",
 }
 # fmt: on
 _EMOJI_RE = re.compile("|".join(re.escape(e) for e in sorted(_EMOJI, key=len, reverse=True)))
