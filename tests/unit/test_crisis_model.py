@@ -82,6 +82,41 @@ def test_shipped_model_raises_indirect_crises_the_rules_miss() -> None:
         assert text.split()[0] not in rule  # evidence names the model, never the words
 
 
+def test_a_short_message_more_likely_a_crisis_than_not_goes_to_staff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "my boyfrend chok me until i pass out last nite. im ok now but"
+    p = crisis_model.model().probability(screen_text(text))
+    # Pin the thresholds around this message's probability: the band is what is tested here.
+    monkeypatch.setattr(crisis_model, "THRESHOLD", p + 0.01)
+    monkeypatch.setattr(crisis_model, "CONCERN_THRESHOLD", p - 0.01)
+    found = understand(text)
+    assert understand(text, crisis_screen=False).intent not in (
+        Intent.CRISIS,
+        Intent.CLINICAL_CONCERN,
+    )
+    assert found.intent is Intent.CLINICAL_CONCERN
+    assert found.evidence[0].rule == f"model:crisis-screen:concern:p={round(p, 3):.2f}"
+    monkeypatch.setattr(crisis_model, "THRESHOLD", p - 0.005)
+    assert understand(text).intent is Intent.CRISIS
+    monkeypatch.setattr(crisis_model, "THRESHOLD", p + 0.01)
+    monkeypatch.setattr(crisis_model, "CONCERN_THRESHOLD", p + 0.005)
+    assert understand(text).intent is understand(text, crisis_screen=False).intent
+
+
+def test_long_messages_need_a_surer_model_and_get_no_concern_band() -> None:
+    model = crisis_model.model()
+    short = "took all my pills tonight, goodbye"
+    long = short + " . " + " ".join(["we went to the store and bought some bread"] * 6)
+    assert model.check(screen_text(short)) is not None
+    hit = model.check(screen_text(long))
+    p = model.probability(screen_text(long))
+    if p >= crisis_model.LONG_THRESHOLD:
+        assert hit is not None and hit.crisis
+    else:
+        assert hit is None  # no concern band past LONG_WORDS
+
+
 def test_shipped_model_leaves_ordinary_replies_and_look_alikes_alone() -> None:
     for text in (
         "see you thursday at 3!",

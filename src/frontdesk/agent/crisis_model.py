@@ -37,6 +37,10 @@ THRESHOLD = 0.7
 # more words with the crisis examples than a short one (docs/QUALITY.md).
 LONG_WORDS = 40
 LONG_THRESHOLD = 0.85
+# Below the crisis threshold but more likely a crisis than not: a short message the rules did
+# not hand to staff goes to them as a clinical concern (no crisis message, no urgent page), so a
+# person reads it instead of the agent answering it ("when unsure, escalate").
+CONCERN_THRESHOLD = 0.5
 RULE = "model:crisis-screen"
 _EPOCHS = 20
 _L2 = 2e-3
@@ -53,10 +57,12 @@ class Example:
 @dataclass(frozen=True, slots=True)
 class ModelHit:
     probability: float
+    crisis: bool = True  # False: only a concern for staff (``CONCERN_THRESHOLD``)
 
     @property
     def rule(self) -> str:
-        return f"{RULE}:p={self.probability:.2f}"
+        kind = "" if self.crisis else "concern:"
+        return f"{RULE}:{kind}p={self.probability:.2f}"
 
 
 # fmt: off
@@ -122,13 +128,16 @@ class CrisisModel:
         weights = self.weights
         return _sigmoid(self.bias + sum(weights.get(k, 0.0) * v for k, v in x.items()))
 
-    def check(self, screened: str, threshold: float | None = None) -> ModelHit | None:
-        """A hit when the message reads crisis-like enough for its length."""
-        if threshold is None:
-            words = sum(1 for w in screened.split() if w not in {".", "?"})
-            threshold = LONG_THRESHOLD if words > LONG_WORDS else THRESHOLD
+    def check(self, screened: str) -> ModelHit | None:
+        """A crisis hit when the message reads crisis-like enough for its length; a concern hit
+        when a short one is only more likely a crisis than not; else None."""
+        long = sum(1 for w in screened.split() if w not in {".", "?"}) > LONG_WORDS
         p = self.probability(screened)
-        return ModelHit(round(p, 3)) if p >= threshold else None
+        if p >= (LONG_THRESHOLD if long else THRESHOLD):
+            return ModelHit(round(p, 3))
+        if not long and p >= CONCERN_THRESHOLD:
+            return ModelHit(round(p, 3), crisis=False)
+        return None
 
 
 def _sigmoid(z: float) -> float:

@@ -23,7 +23,9 @@ The order of reading (each step documented in ``docs/QUALITY.md``):
    semantic screen (``crisis_screen``, only with the embeddings extra; evidence
    ``embeddings:crisis-screen:<exemplar id>``) or else to the lexical one (``crisis_model``,
    always there; evidence ``model:crisis-screen:p=<probability>``). Neither ever lowers a
-   crisis.
+   crisis. A short message the lexical screen finds more likely a crisis than not, but below
+   its crisis threshold, goes to staff as a clinical concern unless the rules already handed
+   it to them (evidence ``model:crisis-screen:concern:p=<probability>``).
 
 ``understand`` is pure (no I/O after the first call loads the lexicons and trains the model)
 and fast: see ``docs/QUALITY.md`` for messages per second.
@@ -59,6 +61,7 @@ _KEYWORD_CONFIDENCE = 0.99
 _CRISIS_CONFIDENCE = 0.95
 _SOFT_CRISIS_CONFIDENCE = 0.75
 _CLINICAL_CONFIDENCE = 0.85
+_CONCERN_CONFIDENCE = 0.6
 _STRONG_CONFIDENCE = 0.9
 _WEAK_CONFIDENCE = 0.7
 
@@ -186,7 +189,11 @@ def understand(
         raised = hit.rule if hit is not None else None
         if raised is None:
             lexical = crisis_model.model().check(screened)
-            raised = lexical.rule if lexical is not None else None
+            if lexical is not None and lexical.crisis:
+                raised = lexical.rule
+            elif lexical is not None and intent not in HANDOFF_INTENTS:
+                intent, confidence = Intent.CLINICAL_CONCERN, _CONCERN_CONFIDENCE
+                evidence.insert(0, Evidence(Intent.CLINICAL_CONCERN, lexical.rule))
         if raised is not None:
             intent, confidence = Intent.CRISIS, _SOFT_CRISIS_CONFIDENCE
             evidence.insert(0, Evidence(Intent.CRISIS, raised))
