@@ -1,6 +1,6 @@
 """A lexical crisis screen that needs nothing installed: a logistic regression over the words
-and word pairs of a message, trained at first use (1.4 s) on the shipped crisis
-and non-crisis examples, never on the blind sets that measure it.
+and word pairs of a message, trained at first use (2 to 4 s on this machine kind) on the shipped
+crisis and non-crisis examples, never on the blind sets that measure it.
 
 The rules in ``safety.py`` catch the phrasings someone has written a line for; each new writer
 found indirect crises no line had (docs/QUALITY.md). This model generalises from the
