@@ -18,6 +18,8 @@ Nothing here is clever on purpose: each decision names the lexicon line that mad
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from frontdesk.agent import lexicons
 from frontdesk.agent.keywords import normalize
 from frontdesk.domain.intents import Evidence, Intent
@@ -27,8 +29,10 @@ _BENIGN = ("benign_en", "benign_es")
 _CLINICAL = ("clinical_en", "clinical_es")
 
 
+@lru_cache(maxsize=256)
 def unmask(normalized: str) -> str:
-    """``normalized`` with benign idioms hidden."""
+    """``normalized`` with benign idioms hidden (remembered for the last few messages: the
+    rules, the intent model and the crisis screens each read a message this way)."""
     text = normalized
     for name in _BENIGN:
         text = lexicons.load(name).mask(text)
