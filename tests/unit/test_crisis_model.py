@@ -104,17 +104,24 @@ def test_a_short_message_more_likely_a_crisis_than_not_goes_to_staff(
     assert understand(text).intent is understand(text, crisis_screen=False).intent
 
 
-def test_long_messages_need_a_surer_model_and_get_no_concern_band() -> None:
+def test_long_messages_need_a_surer_model_and_get_no_concern_band(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     model = crisis_model.model()
-    short = "took all my pills tonight, goodbye"
-    long = short + " . " + " ".join(["we went to the store and bought some bread"] * 6)
-    assert model.check(screen_text(short)) is not None
-    hit = model.check(screen_text(long))
-    p = model.probability(screen_text(long))
-    if p >= crisis_model.LONG_THRESHOLD:
-        assert hit is not None and hit.crisis
-    else:
-        assert hit is None  # no concern band past LONG_WORDS
+    long = screen_text(
+        "took all my pills tonight, goodbye. "
+        + " ".join(["we went to the store and bought some bread."] * 6)
+    )
+    assert len(long.split()) > crisis_model.LONG_WORDS
+    p = model.probability(long)
+    # Between the short and the long crisis thresholds: a crisis only if it were short.
+    monkeypatch.setattr(crisis_model, "THRESHOLD", p - 0.01)
+    monkeypatch.setattr(crisis_model, "LONG_THRESHOLD", p + 0.01)
+    monkeypatch.setattr(crisis_model, "CONCERN_THRESHOLD", p - 0.02)
+    assert model.check(long) is None  # and no concern band past LONG_WORDS
+    monkeypatch.setattr(crisis_model, "LONG_THRESHOLD", p - 0.005)
+    hit = model.check(long)
+    assert hit is not None and hit.crisis
 
 
 def test_shipped_model_leaves_ordinary_replies_and_look_alikes_alone() -> None:
