@@ -29,6 +29,7 @@ from functools import cache
 from importlib import resources
 
 from frontdesk.agent import crisis_screen
+from frontdesk.agent.tsv import data_lines
 
 # Set so that about 2 % of everyday SMS (the SMS Spam Collection's ham) reads as a crisis.
 THRESHOLD = 0.7
@@ -147,9 +148,7 @@ def _sigmoid(z: float) -> float:
 def read_examples(source: str) -> list[Example]:
     """``crisis|ordinary<TAB>lang<TAB>text`` lines; ``#`` comments skipped."""
     found = []
-    for number, line in enumerate(source.splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
+    for number, line in data_lines(source):
         parts = line.split("\t")
         if len(parts) != 3 or parts[0] not in {"crisis", "ordinary"}:
             raise ValueError(f"line {number}: expected crisis|ordinary<TAB>lang<TAB>text")

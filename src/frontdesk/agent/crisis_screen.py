@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from frontdesk.agent import embeddings, safety
 from frontdesk.agent.keywords import normalize
+from frontdesk.agent.tsv import data_lines
 
 if TYPE_CHECKING:
     from frontdesk.agent.retrieval import Encoder
@@ -59,9 +60,7 @@ class ScreenHit:
 def read_exemplars(source: str) -> list[Exemplar]:
     """``id<TAB>crisis|not_crisis<TAB>source<TAB>text`` lines; ``#`` comments skipped."""
     found = []
-    for number, line in enumerate(source.splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
+    for number, line in data_lines(source):
         parts = line.split("\t")
         if len(parts) != 4 or parts[1] not in {"crisis", "not_crisis"}:
             raise ValueError(

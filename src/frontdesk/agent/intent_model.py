@@ -17,6 +17,7 @@ from functools import cache
 from importlib import resources
 
 from frontdesk.agent.keywords import normalize
+from frontdesk.agent.tsv import data_lines
 from frontdesk.domain.intents import Intent
 
 _ALPHA = 0.3
@@ -93,9 +94,7 @@ class NaiveBayes:
 def read_examples(source: str) -> list[tuple[Intent, str]]:
     """``intent<TAB>text`` lines; ``#`` comments and blank lines skipped."""
     examples = []
-    for number, line in enumerate(source.splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
+    for number, line in data_lines(source):
         label, sep, text = line.partition("\t")
         if not sep:
             raise ValueError(f"line {number}: expected intent<TAB>text")

@@ -30,7 +30,8 @@ def classify(
 
     if (text is None) == (jsonl is None):
         fail("give either a TEXT or --jsonl FILE")
-    # The same screen as the inbound path: the semantic one too where the extra is installed.
+    # The same screens as the inbound path: the lexical one, and the semantic one where the
+    # embeddings extra is installed.
     screen = load_settings().crisis_screen
     if jsonl is None:
         assert text is not None

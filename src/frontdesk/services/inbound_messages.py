@@ -242,16 +242,16 @@ def _phrase(runtime: Runtime, outcome: ReplyOutcome, clock: Callable[[], datetim
                     .where(Message.id == message_id, Message.delivery_status == PENDING)
                     .values(body=body)
                 )
-                review_id = item.review.id if item.review is not None else None
-                if review_id is not None and getattr(changed, "rowcount", 0) == 1:
+                review = item.review
+                if review is not None and getattr(changed, "rowcount", 0) == 1:
                     # The patient got an answer from the documents after all.
                     session.execute(
                         update(ReviewItem)
-                        .where(ReviewItem.id == review_id, ReviewItem.state == "open")
+                        .where(ReviewItem.id == review.id, ReviewItem.state == "open")
                         .values(state="resolved", resolved_at=now)
                     )
                     if item.flagged is not None and not _other_open_reviews(
-                        session, item.practice_id, item.review, review_id
+                        session, item.practice_id, review
                     ):
                         session.execute(
                             update(Conversation)
@@ -268,11 +268,9 @@ def _phrase(runtime: Runtime, outcome: ReplyOutcome, clock: Callable[[], datetim
             )
 
 
-def _other_open_reviews(
-    session: Session, practice_id: int, review: ReviewItem | None, review_id: int
-) -> bool:
+def _other_open_reviews(session: Session, practice_id: int, review: ReviewItem) -> bool:
     """Whether the patient still has another open review item (a person must still look)."""
-    if review is None or review.patient_id is None:
+    if review.patient_id is None:
         return False
     found = session.scalar(
         select(ReviewItem.id)
@@ -280,7 +278,7 @@ def _other_open_reviews(
             ReviewItem.practice_id == practice_id,
             ReviewItem.patient_id == review.patient_id,
             ReviewItem.state == "open",
-            ReviewItem.id != review_id,
+            ReviewItem.id != review.id,
         )
         .limit(1)
     )
