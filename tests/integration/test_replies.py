@@ -269,6 +269,32 @@ def test_questions_are_answered_from_the_practices_documents_or_go_to_a_person(
         assert session.scalars(select(Conversation)).one().needs_attention
 
 
+def test_a_question_the_answerer_finds_dangerous_is_handed_off_as_a_crisis(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Belt and braces: should the answerer see danger the classifier missed, safety wins."""
+    from frontdesk.agent.answer import Answer, Citation
+
+    seen = Answer(
+        True,
+        "Call or text 988.",
+        (Citation("crisis.md", "x", "Call or text 988."),),
+        "crisis",
+        "en",
+    )
+    monkeypatch.setattr(knowledge, "answer", lambda *args, **kwargs: seen)
+    clock = Clock(T0)
+    _book_and_remind(runtime, clock)
+    clock.now += timedelta(minutes=10)
+    outcome = _reply(runtime, clock, "what's your late cancellation fee?")
+    assert (outcome.intent, outcome.action, outcome.urgent) == ("question", "handoff:crisis", True)
+    last = _thread(runtime)[-1]
+    assert last[0] == "outbound" and "988" in last[3] and "(From: " not in last[3]
+    with runtime.transaction() as session:
+        conversation = session.scalars(select(Conversation)).one()
+        assert (conversation.owner, conversation.urgent) == ("staff", True)
+
+
 @pytest.mark.parametrize(
     ("text", "action"),
     [

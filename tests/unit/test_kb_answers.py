@@ -214,8 +214,38 @@ def test_demo_documents_ship_inside_the_package() -> None:
     assert "988" in crisis and "911" in crisis
 
 
-def test_an_unanswered_question_about_danger_names_988_and_911(demo: KnowledgeIndex) -> None:
-    answer = answer_question(demo, "i want to kill myself")
+@pytest.mark.parametrize(
+    "question",
+    ["Can my 12-year-old see someone at your practice?", "do you see 8 year olds?"],
+)
+def test_a_childs_age_asks_for_the_practices_age_limit(demo: KnowledgeIndex, question: str) -> None:
+    answer = answer_question(demo, question)
+    assert answer.answered and "aged 13 and older" in answer.answer
+    assert answer.citations[0].source == "team-and-services.md"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "i want to kill myself",
+        "my roommate swallowed a bunch of pills and is slurring, what do I do",
+        "no quiero seguir viviendo, ¿a quién llamo?",
+    ],
+)
+def test_a_question_about_danger_gets_the_practice_crisis_guidance_cited(
+    demo: KnowledgeIndex, question: str
+) -> None:
+    answer = answer_question(demo, question)
+    assert answer.answered and answer.reason == "crisis"
+    assert "988" in answer.answer
+    [citation] = answer.citations
+    assert citation.source in {"crisis.md", "preguntas-frecuentes.md"}
+    assert citation.text == answer.answer
+
+
+def test_without_crisis_guidance_in_the_documents_a_danger_question_names_988_and_911() -> None:
+    hours_only = index_of({"hours.md": "# Hours\n\n## Regular hours\n\nOpen 9 to 5 on weekdays.\n"})
+    answer = answer_question(hours_only, "i want to kill myself")
     assert not answer.answered
     assert "988" in answer.answer and "911" in answer.answer
     empty = answer_question(KnowledgeIndex([]), "thinking about suicide tonight")

@@ -16,6 +16,7 @@ from typing import Any
 
 from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
 from frontdesk.agent.retrieval import KnowledgeIndex, Passage, Query, _Prepared
+from frontdesk.agent.safety import is_crisis
 from frontdesk.agent.text import detect_language, fold, sentences, stem, terms, words
 
 # Calibrated on the dev split of tests/eval/answers (see docs/QUALITY.md).
@@ -66,7 +67,7 @@ class Answer:
     answered: bool
     answer: str
     citations: tuple[Citation, ...]
-    reason: str  # answered | not_found | clinical | instruction | empty
+    reason: str  # answered | crisis | not_found | clinical | instruction | empty
     language: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -210,10 +211,15 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
     asked = strip_instructions(question)
     if not asked.strip():
         return decline("instruction", lang)
-    if asks_for_clinical_advice(asked):
-        return decline("clinical", lang)
     if len(index) == 0:
         return decline("empty", lang, asked)
+    if is_crisis(asked):
+        # Someone in danger (or asking for someone who is) gets the practice's own crisis
+        # guidance, quoted and cited, whatever else they asked; without one, the decline
+        # that names 988 and 911.
+        return crisis_guidance(index, lang) or decline("clinical", lang, asked)
+    if asks_for_clinical_advice(asked):
+        return decline("clinical", lang)
     query = index.query(the_question(asked), lang)
     if not query.concepts:
         return decline("not_found", lang, asked)
@@ -233,6 +239,24 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
     text = " ".join(_clean(s) for s in quoted)
     citation = Citation(prepared.passage.source, prepared.passage.section, text)
     return Answer(True, text, (citation,), "answered", lang)
+
+
+_CRISIS_LINE = re.compile(r"\b(?:988|911)\b")
+_CRISIS_QUERY = {"en": "crisis emergency 988 911", "es": "crisis emergencia 988 911"}
+
+
+def crisis_guidance(index: KnowledgeIndex, language: str) -> Answer | None:
+    """The practice's passage on what to do in a crisis (the best match that names 988 or 911),
+    its sentences that name them quoted; None when the documents have none."""
+    query = index.query(_CRISIS_QUERY.get(language, _CRISIS_QUERY["en"]), language)
+    for hit in index.search(query, CANDIDATES):
+        prepared = index.prepared[hit.index]
+        quoted = [s for s in prepared.sentences if _CRISIS_LINE.search(s)][:MAX_SENTENCES]
+        if quoted:
+            text = " ".join(_clean(s) for s in quoted)
+            citation = Citation(prepared.passage.source, prepared.passage.section, text)
+            return Answer(True, text, (citation,), "crisis", language)
+    return None
 
 
 def retrieved_passages(

@@ -66,6 +66,8 @@ FRAMES = [
     (re.compile(r"\bzip(?: code)?\b|\bpostal code\b"), " address "),
     (re.compile(r"\b(?:show up|arrive|arriving|running|be|am|i'm) late\b"), " late "),
     (re.compile(r"\b(?:forms?|methods?|ways?|types?|kinds?) of payment\b"), " payment "),
+    # "my 12-year-old", "16 yo": an age, which documents state as a limit, never as that number.
+    (re.compile(r"\b\d{1,2}[- ]?(?:years?|yrs?)[- ]?olds?\b|\b\d{1,2} ?yo\b"), " age "),
 ]
 
 

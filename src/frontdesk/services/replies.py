@@ -399,6 +399,11 @@ class _Handler:
             self._language(),
             embeddings=self.context.kb_embeddings,
         )
+        if result.reason == "crisis":
+            # The answerer saw danger the classifier did not: a crisis, whatever it was asked.
+            self.hand_off(urgent=True, reason="crisis")
+            self.reply(Purpose.CRISIS)
+            return
         if result.reason == "clinical":
             # Advice about care is for the clinician: say so, and hand the thread to staff.
             self.reply_text(result.answer, purpose="answer")
