@@ -246,7 +246,18 @@ def test_a_question_about_danger_gets_the_practice_crisis_guidance_cited(
 def test_without_crisis_guidance_in_the_documents_a_danger_question_names_988_and_911() -> None:
     hours_only = index_of({"hours.md": "# Hours\n\n## Regular hours\n\nOpen 9 to 5 on weekdays.\n"})
     answer = answer_question(hours_only, "i want to kill myself")
-    assert not answer.answered
+    assert not answer.answered and answer.reason == "crisis"  # the reply path hands it off
     assert "988" in answer.answer and "911" in answer.answer
     empty = answer_question(KnowledgeIndex([]), "thinking about suicide tonight")
     assert "988" in empty.answer
+
+
+def test_crisis_guidance_is_never_reworded_by_a_language_model(demo: KnowledgeIndex) -> None:
+    from frontdesk.services.knowledge import phrase
+
+    class NeverCalled:
+        def phrase_answer(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("the crisis guidance reached the model")
+
+    guidance = answer_question(demo, "i want to kill myself")
+    assert phrase(demo, "i want to kill myself", guidance, NeverCalled(), None) is guidance  # type: ignore[arg-type]

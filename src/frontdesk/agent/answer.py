@@ -90,7 +90,7 @@ _DANGER = re.compile(
 
 def decline(reason: str, language: str, question: str = "") -> Answer:
     lang = language if language in NOT_FOUND else "en"
-    clinical = reason == "clinical" or _DANGER.search(fold(question)) is not None
+    clinical = reason in ("clinical", "crisis") or _DANGER.search(fold(question)) is not None
     text = CLINICAL[lang] if clinical else NOT_FOUND[lang]
     return Answer(False, text, (), reason, lang)
 
@@ -217,7 +217,7 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
         # Someone in danger (or asking for someone who is) gets the practice's own crisis
         # guidance, quoted and cited, whatever else they asked; without one, the decline
         # that names 988 and 911.
-        return crisis_guidance(index, lang) or decline("clinical", lang, asked)
+        return crisis_guidance(index, lang) or decline("crisis", lang, asked)
     if asks_for_clinical_advice(asked):
         return decline("clinical", lang)
     query = index.query(the_question(asked), lang)

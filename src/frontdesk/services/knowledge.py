@@ -331,10 +331,14 @@ def phrase(
     """The model's wording of the answer, built from the passages retrieved for the question
     and kept only when every sentence is supported by the passages it cites
     (``agent/grounding.py``); otherwise the extractive answer. A question that asks for clinical
-    advice never reaches the model; one the extractive answer declined only with ``unmatched``
+    advice or carrying danger never reaches the model; one the extractive answer declined only
+    with ``unmatched``
     (the nearest passages are offered and the model must say when they do not answer)."""
     declined = not extractive.answered
-    if declined and not (unmatched and extractive.reason == "not_found"):
+    if extractive.reason == "crisis" or (
+        declined and not (unmatched and extractive.reason == "not_found")
+    ):
+        # The practice's crisis guidance goes out in its own words, never reworded.
         return extractive
     found = (
         nearest_passages(index, question, extractive.language)
