@@ -31,17 +31,22 @@ from importlib import resources
 from frontdesk.agent import crisis_screen
 from frontdesk.agent.tsv import data_lines
 
-# Set so that about 2 % of everyday SMS (the SMS Spam Collection's ham) reads as a crisis.
-THRESHOLD = 0.7
+# Set so that 2 % of short everyday SMS (the SMS Spam Collection's ham, up to LONG_WORDS)
+# reads as a crisis to the model (docs/QUALITY.md, session 6).
+THRESHOLD = 0.73
 # A message longer than this (as ``understand.LONG_WORDS``) is a letter, not a reply: the
 # rules read all of it, and the model must be surer, because a long ordinary text shares
 # more words with the crisis examples than a short one (docs/QUALITY.md).
 LONG_WORDS = 40
-LONG_THRESHOLD = 0.85
+# Set so that the five non-mental-health control subreddits of the RMHD sample are called a
+# crisis about as often as before the fourth training round (15 %; 0.85 before it).
+LONG_THRESHOLD = 0.88
 # Below the crisis threshold but more likely a crisis than not: a short message the rules did
 # not hand to staff goes to them as a clinical concern (no crisis message, no urgent page), so a
 # person reads it instead of the agent answering it ("when unsure, escalate").
-CONCERN_THRESHOLD = 0.5
+# Set so that the band holds the same share of short everyday SMS as it did at 0.5 before
+# the fourth training round (8.6 %).
+CONCERN_THRESHOLD = 0.56
 RULE = "model:crisis-screen"
 _EPOCHS = 20
 _L2 = 2e-3
@@ -160,7 +165,12 @@ def shipped_examples() -> list[Example]:
     """The semantic screen's exemplars and the examples written for this model."""
     lexicons = resources.files("frontdesk.agent.lexicons")
     found = _from_exemplars(crisis_screen.shipped_exemplars())
-    for name in ("crisis_ordinary.tsv", "crisis_more.tsv", "crisis_voices.tsv"):
+    for name in (
+        "crisis_ordinary.tsv",
+        "crisis_more.tsv",
+        "crisis_voices.tsv",
+        "crisis_voices2.tsv",
+    ):
         found += read_examples(lexicons.joinpath(name).read_text(encoding="utf-8"))
     return found
 
