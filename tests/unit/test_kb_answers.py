@@ -261,3 +261,48 @@ def test_crisis_guidance_is_never_reworded_by_a_language_model(demo: KnowledgeIn
 
     guidance = answer_question(demo, "i want to kill myself")
     assert phrase(demo, "i want to kill myself", guidance, NeverCalled(), None) is guidance  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("question", "key"),
+    [
+        ("Si cancelo la cita el mismo día en la mañana, ¿me cobran algo?", "$75"),
+        ("¿con cuánto tiempo tengo q avisar si no puedo ir a mi cita?", "24 horas"),
+        ("if I cancel same day is there a fee?", "$75"),
+    ],
+)
+def test_same_day_and_how_much_notice_read_as_the_cancellation_policy(
+    demo: KnowledgeIndex, question: str, key: str
+) -> None:
+    answer = answer_question(demo, question)
+    assert answer.answered and key in answer.answer
+
+
+def test_a_word_of_one_language_is_not_a_misspelt_frame_word_of_the_other(
+    demo: KnowledgeIndex,
+) -> None:
+    # "venmo" is one edit from Spanish "vengo": read as a frame word, the question would be
+    # about paying in general and get the payment passage.
+    assert not answer_question(demo, "Can I pay with Venmo?").answered
+
+
+def test_a_short_question_after_a_story_is_read_with_the_story(demo: KnowledgeIndex) -> None:
+    # The asking sentence alone names nothing the documents could answer.
+    answer = answer_question(
+        demo, "My video appointment is on Memorial Day. Since it's online is it still happening?"
+    )
+    assert answer.answered and answer.citations[0].source == "hours.md"
+
+
+@pytest.mark.parametrize(
+    ("question", "key"),
+    [
+        ("do u guys have longer sessions? how much r those", "$240"),
+        ("I'm paying out of pocket, will I know what it costs before I start?", "Good Faith"),
+    ],
+)
+def test_patients_words_for_the_documents_terms(
+    demo: KnowledgeIndex, question: str, key: str
+) -> None:
+    answer = answer_question(demo, question)
+    assert answer.answered and key in answer.answer

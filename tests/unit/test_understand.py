@@ -120,6 +120,16 @@ EXAMPLES = [
     ("ill b there", I.CONFIRM),
     ("can I talk to a real person", I.HELP),
     ("is this a bot?", I.QUESTION),
+    # constructs added in session 6 (written here, not copied from a blind set)
+    ("my sister keeps saying she doesn't want to be alive anymore, who do I call", I.CRISIS),
+    ("been leaning over the balcony railing a long time every night", I.CRISIS),
+    ("i just want to delete myself", I.CRISIS),
+    ("hoy es el día. perdón.", I.CRISIS),
+    ("me corté el brazo a propósito otra vez", I.CRISIS),
+    ("me corté el dedo cocinando", I.OTHER),
+    ("kill the text reminders please, email is fine", I.OPT_OUT),
+    ("oops didn't mean to unsubscribe, resume please", I.OPT_IN),
+    ("who is texting me", I.HELP),
 ]
 
 

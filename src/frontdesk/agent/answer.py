@@ -99,7 +99,8 @@ def decline(reason: str, language: str, question: str = "") -> Answer:
 
 _MONEY_Q = re.compile(
     r"\bhow much\b(?! (?:notice|time|warning|advance|ahead|earlier|longer|sooner))|"
-    r"^(?:what|whats|what's)\b.*\b(?:cost|costs|price|fee|rate)\b|\bcuant[oa]\b|"
+    r"^(?:what|whats|what's)\b.*\b(?:cost|costs|price|fee|rate)\b|"
+    r"\bcuant[oa]\b(?! (?:tiempo|anticipacion|antes|dias|horas|minutos|semanas))|"
     r"^(?:cual|que) es (?:el|la) (?:precio|costo|tarifa)|"
     r"\b(?:do|does|will) (?:you|they|it|the practice) (?:charge|cost|bill)\b|"
     r"\bis there (?:a|any) (?:fee|charge|cost)\b|\bcobran\b"
@@ -110,7 +111,8 @@ _MONEY_A = re.compile(
 )
 _TIME_Q = re.compile(
     r"\bwhen\b|\bwhat time\b|\bhow long\b|\bhow soon\b|\bhours\b|\bcuando\b|"
-    r"\bque hora\b|\bhorario|\bhow much (?:notice|time|warning|advance|ahead)\b"
+    r"\bque hora\b|\bhorario|\bhow much (?:notice|time|warning|advance|ahead)\b|"
+    r"\bcuanto tiempo\b|\bcon cuanta anticipacion\b"
 )
 _TIME_A = re.compile(
     r"\d+[\s-]*(?:minutes?|hours?|days?|business days?|weeks?|months?|years?|a\.m\.|p\.m\.|am|pm|"
@@ -221,6 +223,9 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
     if asks_for_clinical_advice(asked):
         return decline("clinical", lang)
     query = index.query(the_question(asked), lang)
+    if len(query.concepts) < 2:
+        # "Is it still happening?" asks about what the story before it names.
+        query = index.query(asked, lang)
     if not query.concepts:
         return decline("not_found", lang, asked)
     best: tuple[float, int, list[int], _Prepared] | None = None

@@ -37,15 +37,26 @@ EXTRA_WEIGHT = 0.3
 TITLE_CREDIT = 0.7
 
 # Verbs and nouns that every kind of question carries; on their own they ask nothing.
-GENERIC = frozenset(
+GENERIC_EN = frozenset(
     """make come go goes going see say find use leave morning afternoon night tonight tomorrow
     today yesterday week thought thoughts include included includes including contain happen
     happens happened look give work way time
     thing things question ask asking wondering wonder curious info information able
     possible allowed let help mean means available offer offers provide provides explain sure
     soon right exactly actually maybe currently usually normally also kind sort type tomorrow
-    today quick hablar saber decir pregunta preguntar informacion posible puede""".split()  # noqa: SIM905
+    today quick happening coming came went goes left start starting begin pretty super
+    instead""".split()  # noqa: SIM905
 )
+GENERIC_ES = frozenset(
+    """hablar saber decir pregunta preguntar informacion posible puede puedo poder hacer hago
+    hace venir vengo viene ir voy va van vamos ver veo dice encontrar usar dejar salir manana
+    tarde noche hoy ayer semana pensar pienso cosa cosas ayuda ayudar significa disponible
+    explicar pronto exactamente realmente quizas actualmente normalmente tambien tipo rapido
+    alguien gente tiempo entrar""".split()  # noqa: SIM905
+)
+# A patient may mix languages, so a frame word of either counts as one; a misspelt one is
+# only looked for in the question's own language ("venmo" is not a misspelt "vengo").
+GENERIC = GENERIC_EN | GENERIC_ES
 
 
 # Question frames: "how long" asks for a time, "last minute" means late. Rewritten before the
@@ -66,6 +77,14 @@ FRAMES = [
     (re.compile(r"\bzip(?: code)?\b|\bpostal code\b"), " address "),
     (re.compile(r"\b(?:show up|arrive|arriving|running|be|am|i'm) late\b"), " late "),
     (re.compile(r"\b(?:forms?|methods?|ways?|types?|kinds?) of payment\b"), " payment "),
+    (re.compile(r"\bout[- ]of[- ]pocket\b"), " self-pay "),
+    # The same day, in either language, is a late cancellation's notice.
+    (re.compile(r"\bsame[- ]day\b"), " late "),
+    (re.compile(r"\b(?:el )?mismo dia\b|\bultima hora\b"), " menos de 24 horas "),
+    (
+        re.compile(r"\bcon cuant[oa] (?:tiempo|anticipacion)(?: de anticipacion)?\b"),
+        " anticipacion ",
+    ),
     # "my 12-year-old", "16 yo": an age, which documents state as a limit, never as that number.
     (re.compile(r"\b\d{1,2}[- ]?(?:years?|yrs?)[- ]?olds?\b|\b\d{1,2} ?yo\b"), " age "),
 ]
@@ -96,6 +115,7 @@ SHORTHAND = {
     "dr": "doctor",
     "info": "information",
     "tele": "telehealth",
+    "vm": "voicemail",
 }
 _SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")
 
@@ -174,9 +194,10 @@ def _misspelt_frame_word(word: str, language: str) -> bool:
     if len(word) < 4:
         return word in SHORT_TYPOS
     stops = STOP_ES if language == "es" else STOP_EN
+    generic = GENERIC_ES if language == "es" else GENERIC_EN
     return any(
         edit_distance_at_most(word, g, 1)
-        for g in (*GENERIC, *stops)
+        for g in (*generic, *stops)
         if abs(len(g) - len(word)) <= 1 and len(g) >= 4
     )
 

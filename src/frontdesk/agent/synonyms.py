@@ -13,12 +13,13 @@ from frontdesk.agent.text import fold, stem
 
 GROUPS_EN = """
 cost costs price prices fee fees charge charged charges rate rates pay paying much expensive
-  penalty penalties
+  penalty penalties cheaper cheap
 cancel cancellation cancelling canceling cancellations bail bailing
 reschedule rescheduling move change
-miss missed missing noshow no-show skip skipped
+miss missed missing noshow no-show skip skipped blanked spaced
 appointment appointments session sessions visit visits
 regular standard normal typical usual individual
+extended longer
 late tardy behind
 hours open opening close closed closing
 weekend weekends saturday saturdays sunday sundays
@@ -82,7 +83,13 @@ crisis emergencia urgencia suicidio suicida 988 911
 telefono llamar numero
 espanol espanola hablar habla hable hablan idioma bilingue
 espanol espanola
-terapeuta terapeutas consejero psicologo doctor clinico
+terapeuta terapeutas consejero psicologo doctor clinico terapia
+enlace link vinculo
+recibir recibira recibe mandan mandar manden enviar envian envien
+pago pagar dinero efectivo tarjeta
+barato baratos bajo bajos economico economicos escala descuento
+recepcion recepcionista persona
+avisar aviso avisenos anticipacion
 """
 
 
