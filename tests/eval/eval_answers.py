@@ -1,9 +1,9 @@
 """Answer-quality harness: the demo knowledge base against labelled questions.
 
 Run ``.venv/bin/python tests/eval/eval_answers.py [--split NAME|all] [--failures]`` (splits:
-dev, dev2, test, test2, test3, test4). It loads the demo practice's documents into an in-memory database
-the knowledge service, asks every question of the split, and prints a markdown table; it writes
-nothing.
+dev, dev2, test, test2, test3, test4). It loads the demo practice's documents into an in-memory
+database through the knowledge service, asks every question of the split, and prints a markdown
+table; it writes nothing.
 
 Scoring: an answerable question counts as correct when it is answered, cites its expected
 document, and the answer contains the key phrase; an unanswerable one (not covered, clinical
