@@ -229,6 +229,7 @@ def test_a_childs_age_asks_for_the_practices_age_limit(demo: KnowledgeIndex, que
     [
         "i want to kill myself",
         "my roommate swallowed a bunch of pills and is slurring, what do I do",
+        "my friend doesn't see the point of anything anymore, who can I call tonight?",
         "no quiero seguir viviendo, ¿a quién llamo?",
     ],
 )
@@ -298,6 +299,8 @@ def test_a_short_question_after_a_story_is_read_with_the_story(demo: KnowledgeIn
     ("question", "key"),
     [
         ("do u guys have longer sessions? how much r those", "$240"),
+        ("how much r the 80 min sessions", "$240"),
+        ("Tengo MaineCare, ¿lo aceptan ahí?", "MaineCare"),
         ("I'm paying out of pocket, will I know what it costs before I start?", "Good Faith"),
     ],
 )

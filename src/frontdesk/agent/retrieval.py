@@ -45,14 +45,15 @@ GENERIC_EN = frozenset(
     possible allowed let help mean means available offer offers provide provides explain sure
     soon right exactly actually maybe currently usually normally also kind sort type tomorrow
     today quick happening coming came went goes left start starting begin pretty super
-    instead""".split()  # noqa: SIM905
+    instead people folks real""".split()  # noqa: SIM905
 )
 GENERIC_ES = frozenset(
     """hablar saber decir pregunta preguntar informacion posible puede puedo poder hacer hago
     hace venir vengo viene ir voy va van vamos ver veo dice encontrar usar dejar salir manana
     tarde noche hoy ayer semana pensar pienso cosa cosas ayuda ayudar significa disponible
     explicar pronto exactamente realmente quizas actualmente normalmente tambien tipo rapido
-    alguien gente tiempo entrar""".split()  # noqa: SIM905
+    alguien gente tiempo entrar ahi alli alla aqui aca atender atenderla atenderlo atiende
+    atienden""".split()  # noqa: SIM905
 )
 # A patient may mix languages, so a frame word of either counts as one; a misspelt one is
 # only looked for in the question's own language ("venmo" is not a misspelt "vengo").
@@ -78,6 +79,9 @@ FRAMES = [
     (re.compile(r"\b(?:show up|arrive|arriving|running|be|am|i'm) late\b"), " late "),
     (re.compile(r"\b(?:forms?|methods?|ways?|types?|kinds?) of payment\b"), " payment "),
     (re.compile(r"\bout[- ]of[- ]pocket\b"), " self-pay "),
+    (re.compile(r"\b(\d+) ?min\b"), r" \1 minutes "),
+    (re.compile(r"\b(?:get|got|be|getting|gets) hit with\b"), " charged "),
+    (re.compile(r"\b(?:one[- ]time|free) pass\b"), " waived "),
     # The same day, in either language, is a late cancellation's notice.
     (re.compile(r"\bsame[- ]day\b"), " late "),
     (re.compile(r"\b(?:el )?mismo dia\b|\bultima hora\b"), " menos de 24 horas "),
@@ -116,6 +120,7 @@ SHORTHAND = {
     "info": "information",
     "tele": "telehealth",
     "vm": "voicemail",
+    "rn": "right now",
 }
 _SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")
 

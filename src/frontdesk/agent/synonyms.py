@@ -37,7 +37,7 @@ parking park parked lot car cars ticket tickets meter
 bus transit metro drive transportation
 records record file chart notes copy copies printed printing print paper pages page
 crisis emergency emergencies urgent suicidal suicide 988 911 hotline helpline lifeline line
-phone number call telephone ring
+phone number call telephone ring reach
 email e-mail mail
 fax faxes
 paperwork forms form intake questionnaire documents
