@@ -130,6 +130,13 @@ EXAMPLES = [
     ("kill the text reminders please, email is fine", I.OPT_OUT),
     ("oops didn't mean to unsubscribe, resume please", I.OPT_IN),
     ("who is texting me", I.HELP),
+    ("I'm done. Done with these texts, stop sending them", I.OPT_OUT),
+    (
+        "to be clear I am not thinking of hurting myself, the nightmares are just back",
+        I.CLINICAL_CONCERN,
+    ),
+    ("my brother says he wants to make it stop for good", I.CRISIS),
+    ("mi hermano está en el techo y dice que va a saltar", I.CRISIS),
 ]
 
 
