@@ -301,6 +301,11 @@ def test_a_short_question_after_a_story_is_read_with_the_story(demo: KnowledgeIn
         ("do u guys have longer sessions? how much r those", "$240"),
         ("how much r the 80 min sessions", "$240"),
         ("Tengo MaineCare, ¿lo aceptan ahí?", "MaineCare"),
+        ("tengo mainecare, me lo aceptan?", "MaineCare"),
+        ("what time does someone actually answer the phone there", "9:00 a.m."),
+        ("my video session is on july 4th, is that still on?", "not held"),
+        ("do i need to download an app for telehealth", "install"),
+        ("Do you have any appointments after work?", "Evening appointments"),
         ("I'm paying out of pocket, will I know what it costs before I start?", "Good Faith"),
     ],
 )

@@ -123,7 +123,8 @@ _TIME_A = re.compile(
     r"next|same|each|every|upon|during|cada)\b"
 )
 _NUMBER_Q = re.compile(
-    r"\b(?:number|fax|numero)\b|^(?:what|whats|what's|cual|which)\b.*\b(?:phone|telefono)\b"
+    r"\b(?:number|fax|numero)\b|"
+    r"^(?:what|whats|what's|cual|which)\b(?! (?:time|hours?|days?)\b).*\b(?:phone|telefono)\b"
 )
 _NUMBER_A = re.compile(r"\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}|\b(?:988|911)\b")
 

@@ -53,7 +53,7 @@ GENERIC_ES = frozenset(
     tarde noche hoy ayer semana pensar pienso cosa cosas ayuda ayudar significa disponible
     explicar pronto exactamente realmente quizas actualmente normalmente tambien tipo rapido
     alguien gente tiempo entrar ahi alli alla aqui aca atender atenderla atenderlo atiende
-    atienden""".split()  # noqa: SIM905
+    atienden vaya vayan fui""".split()  # noqa: SIM905
 )
 # A patient may mix languages, so a frame word of either counts as one; a misspelt one is
 # only looked for in the question's own language ("venmo" is not a misspelt "vengo").
@@ -82,6 +82,17 @@ FRAMES = [
     (re.compile(r"\b(\d+) ?min\b"), r" \1 minutes "),
     (re.compile(r"\b(?:get|got|be|getting|gets) hit with\b"), " charged "),
     (re.compile(r"\b(?:one[- ]time|free) pass\b"), " waived "),
+    (re.compile(r"\bafter work\b"), " evening "),
+    # Holidays by their dates and everyday names, as a practice's holiday list names them.
+    (
+        re.compile(r"\bjuly (?:4|4th|fourth)\b|\bfourth of july\b|\b4th of july\b"),
+        " independence day ",
+    ),
+    (re.compile(r"\bchristmas eve\b"), " december 24 "),
+    (
+        re.compile(r"\b(?:friday|day) after thanksgiving\b|\bblack friday\b"),
+        " thanksgiving day after ",
+    ),
     # The same day, in either language, is a late cancellation's notice.
     (re.compile(r"\bsame[- ]day\b"), " late "),
     (re.compile(r"\b(?:el )?mismo dia\b|\bultima hora\b"), " menos de 24 horas "),

@@ -54,7 +54,7 @@ teen teens teenager teenagers adolescent adolescents child children kid kids min
 spanish espanol bilingual speak speaks speaking language languages
 portal app website online
 device devices computer laptop tablet camera
-download install
+download install app apps
 internet connection wifi wi-fi signal
 drop drops dropped disconnect disconnected disconnects freeze freezes frozen lag cut cuts
   fail fails failed
