@@ -137,6 +137,10 @@ EXAMPLES = [
     ),
     ("my brother says he wants to make it stop for good", I.CRISIS),
     ("mi hermano está en el techo y dice que va a saltar", I.CRISIS),
+    ("relapsed with self-harm last night, it was bad", I.CRISIS),  # the hyphen joins
+    ("I am 2 years clean from self-harm, do you run DBT groups?", I.QUESTION),
+    ("my therapist is gonna kill me if I forget again lol, turn reminders back on", I.OPT_IN),
+    ("i keep banging my head against the wall when the thoughts get loud", I.CRISIS),
 ]
 
 
@@ -400,6 +404,7 @@ def test_person_and_bot_flags(text: str, person: bool, bot: bool) -> None:
         ("tomorrows session", "tomorrows session"),
         ("¿Dónde?", "? donde ?"),
         ("he'll kill me", "he will kill me"),
+        ("self-harm, again - sorry", "self harm . again . sorry"),  # a hyphen inside a word joins
     ],
 )
 def test_normalize(raw: str, normalized: str) -> None:

@@ -208,6 +208,7 @@ _NOT_TYPOS = frozenset({
 # fmt: on
 
 _APOSTROPHES = re.compile("['`\u2019\u00b4]")
+_INNER_HYPHEN = re.compile(r"(?<=[a-z0-9])-(?=[a-z0-9])")
 _TOKEN = re.compile(r"[a-z0-9]+(?:_[a-z]+)?|[?]|[.,;:!()\-/]+")
 
 
@@ -215,6 +216,8 @@ def normalize(text: str) -> str:
     """Lower-case words with shorthand expanded and typos fixed; ``?`` kept, other
     punctuation becomes ``.`` (a clause break)."""
     text = _APOSTROPHES.sub("", _fold(_emoji_words(text))).replace("¿", " ? ")
+    # A hyphen inside a word joins, it does not end a clause: "self-harm" reads "self harm".
+    text = _INNER_HYPHEN.sub(" ", text)
     raw = _TOKEN.findall(text)
     out: list[str] = []
     n = len(raw)
