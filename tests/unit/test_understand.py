@@ -141,6 +141,10 @@ EXAMPLES = [
     ("I am 2 years clean from self-harm, do you run DBT groups?", I.QUESTION),
     ("my therapist is gonna kill me if I forget again lol, turn reminders back on", I.OPT_IN),
     ("i keep banging my head against the wall when the thoughts get loud", I.CRISIS),
+    ("the anxiety won't let me leave the house lately", I.CLINICAL_CONCERN),
+    ("La ansiedad no me deja salir de la casa", I.CLINICAL_CONCERN),
+    ("mi esposo no me deja salir de la casa", I.CRISIS),
+    ("how high is the bridge on route 9 anyway", I.CRISIS),
 ]
 
 
