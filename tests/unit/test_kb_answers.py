@@ -306,6 +306,8 @@ def test_a_short_question_after_a_story_is_read_with_the_story(demo: KnowledgeIn
         ("my video session is on july 4th, is that still on?", "not held"),
         ("do i need to download an app for telehealth", "install"),
         ("Do you have any appointments after work?", "Evening appointments"),
+        ("i get off work at 5:30, do u have any appts in the evening", "Evening appointments"),
+        ("my daughter is 16, does she need me to sign off on therapy?", "consent"),
         ("I'm paying out of pocket, will I know what it costs before I start?", "Good Faith"),
     ],
 )
@@ -314,3 +316,10 @@ def test_patients_words_for_the_documents_terms(
 ) -> None:
     answer = answer_question(demo, question)
     assert answer.answered and key in answer.answer
+
+
+def test_the_take_of_a_duration_is_not_the_take_of_an_insurer(demo: KnowledgeIndex) -> None:
+    from frontdesk.agent.retrieval import reframe
+
+    assert "take" not in reframe("How long does that usually take?")
+    assert "take" in reframe("do you take Aetna?")

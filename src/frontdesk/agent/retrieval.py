@@ -45,7 +45,7 @@ GENERIC_EN = frozenset(
     possible allowed let help mean means available offer offers provide provides explain sure
     soon right exactly actually maybe currently usually normally also kind sort type tomorrow
     today quick happening coming came went goes left start starting begin pretty super
-    instead people folks real""".split()  # noqa: SIM905
+    instead people folks real therapy""".split()  # noqa: SIM905
 )
 GENERIC_ES = frozenset(
     """hablar saber decir pregunta preguntar informacion posible puede puedo poder hacer hago
@@ -53,7 +53,7 @@ GENERIC_ES = frozenset(
     tarde noche hoy ayer semana pensar pienso cosa cosas ayuda ayudar significa disponible
     explicar pronto exactamente realmente quizas actualmente normalmente tambien tipo rapido
     alguien gente tiempo entrar ahi alli alla aqui aca atender atenderla atenderlo atiende
-    atienden vaya vayan fui""".split()  # noqa: SIM905
+    atienden vaya vayan fui terapia""".split()  # noqa: SIM905
 )
 # A patient may mix languages, so a frame word of either counts as one; a misspelt one is
 # only looked for in the question's own language ("venmo" is not a misspelt "vengo").
@@ -63,6 +63,8 @@ GENERIC = GENERIC_EN | GENERIC_ES
 # Question frames: "how long" asks for a time, "last minute" means late. Rewritten before the
 # words are read, so that the frame's words do not count as things the documents must mention.
 FRAMES = [
+    # "How long does that usually take": the "take" of a duration is not "do you take Aetna".
+    (re.compile(r"\bhow (long|much time)\b((?:\s+\S+){0,6}?)\s+take\b"), r" how \1\2 "),
     (re.compile(r"\bhow (?:long|fast|soon|quickly|often|much|many)(?: does it take)?\b"), " "),
     (re.compile(r"\blast[- ]minute\b|\bshort notice\b"), " late "),
     (
@@ -83,6 +85,16 @@ FRAMES = [
     (re.compile(r"\b(?:get|got|be|getting|gets) hit with\b"), " charged "),
     (re.compile(r"\b(?:one[- ]time|free) pass\b"), " waived "),
     (re.compile(r"\bafter work\b"), " evening "),
+    # A clock time in a question is the patient's day ("I get off at 5:30"), not a topic.
+    (re.compile(r"\b\d{1,2}:\d{2}(?:\s*(?:am|pm|a\.m\.|p\.m\.))?"), " "),
+    # "my daughter is 16", "I'm 16": an age, as for "16-year-old" below.
+    (
+        re.compile(
+            r"\b(?:daughter|son|kid|child|teen|teenager|she|he|i|i'm|im|i am)(?:'s| is| am)? "
+            r"(?:\d{1,2})\b(?! (?:minutes|min|mins|hours|hrs|days|weeks|months|dollars|am|pm))"
+        ),
+        " age ",
+    ),
     # Holidays by their dates and everyday names, as a practice's holiday list names them.
     (
         re.compile(r"\bjuly (?:4|4th|fourth)\b|\bfourth of july\b|\b4th of july\b"),

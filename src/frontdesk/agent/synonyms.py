@@ -59,6 +59,7 @@ internet connection wifi wi-fi signal
 drop drops dropped disconnect disconnected disconnects freeze freezes frozen lag cut cuts
   fail fails failed
 letter letters
+consent permission sign signature approve approval
 message messages text texts voicemail
 respond reply response back return hear
 accessible wheelchair elevator stairs
@@ -90,6 +91,7 @@ pago pagar dinero efectivo tarjeta
 barato baratos bajo bajos economico economicos escala descuento
 recepcion recepcionista persona
 avisar aviso avisenos anticipacion
+normal regular individual estandar comun
 """
 
 
