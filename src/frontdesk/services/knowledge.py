@@ -331,9 +331,9 @@ def phrase(
     """The model's wording of the answer, built from the passages retrieved for the question
     and kept only when every sentence is supported by the passages it cites
     (``agent/grounding.py``); otherwise the extractive answer. A question that asks for clinical
-    advice or carrying danger never reaches the model; one the extractive answer declined only
-    with ``unmatched``
-    (the nearest passages are offered and the model must say when they do not answer)."""
+    advice or carries danger never reaches the model; one the extractive answer declined only
+    with ``unmatched`` (the nearest passages are offered and the model must say when they do not
+    answer)."""
     declined = not extractive.answered
     if extractive.reason == "crisis" or (
         declined and not (unmatched and extractive.reason == "not_found")
