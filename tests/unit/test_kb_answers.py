@@ -318,7 +318,7 @@ def test_patients_words_for_the_documents_terms(
     assert answer.answered and key in answer.answer
 
 
-def test_the_take_of_a_duration_is_not_the_take_of_an_insurer(demo: KnowledgeIndex) -> None:
+def test_the_take_of_a_duration_is_not_the_take_of_an_insurer() -> None:
     from frontdesk.agent.retrieval import reframe
 
     assert "take" not in reframe("How long does that usually take?")

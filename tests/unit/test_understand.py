@@ -120,7 +120,8 @@ EXAMPLES = [
     ("ill b there", I.CONFIRM),
     ("can I talk to a real person", I.HELP),
     ("is this a bot?", I.QUESTION),
-    # constructs added in session 6 (written here, not copied from a blind set)
+    # constructs added in session 6; some echo the blind-set message that led to them (those
+    # sets are seen now), and each stands for a general line in the lexicons
     ("my sister keeps saying she doesn't want to be alive anymore, who do I call", I.CRISIS),
     ("been leaning over the balcony railing a long time every night", I.CRISIS),
     ("i just want to delete myself", I.CRISIS),
