@@ -11,7 +11,7 @@ import pytest
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.times import now_utc
 from integration.test_handoff import _receive
-from integration.test_reminders_flow import Clock, dispatcher, drain, put
+from integration.test_reminders_flow import Clock, dispatcher, drain, put, three_days_out_in_daytime
 from integration.test_replies import _outbox
 
 pytestmark = pytest.mark.browser
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 def _reminded(runtime: Runtime) -> None:
     now = now_utc()
-    start = (now + timedelta(days=3, hours=1)).replace(minute=0, second=0, microsecond=0)
+    start = three_days_out_in_daytime(now)
     clock = Clock(now - timedelta(hours=1))
     put(runtime, clock, start, announce=False)
     clock.now = start - timedelta(hours=72) + timedelta(minutes=1)

@@ -26,7 +26,7 @@ from frontdesk.domain.times import now_utc
 from frontdesk.services import channel_accounts
 from frontdesk.services.chores import senders_for
 from frontdesk.services.dispatcher import Dispatcher, DispatchSettings
-from integration.test_reminders_flow import Clock, put, states
+from integration.test_reminders_flow import Clock, put, states, three_days_out_in_daytime
 from integration.test_smtp_channel import LoopbackController, Mailbox
 from provider_fakes import Reply, recording_server
 
@@ -47,7 +47,7 @@ def _account(runtime: Runtime, channel: str, provider: str, values: dict[str, An
 def _remind(runtime: Runtime, **patient: Any) -> None:
     """An appointment 3 days out; its -72h reminder is dispatched with the real senders."""
     now = now_utc()
-    start = (now + timedelta(days=3, hours=1)).replace(minute=0, second=0, microsecond=0)
+    start = three_days_out_in_daytime(now)
     clock = Clock(now - timedelta(hours=1))
     put(runtime, clock, start, announce=False, patient=patient)
     clock.now = start - timedelta(hours=72) + timedelta(minutes=1)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from frontdesk.adapters.db.models import Appointment, OutboxMessage
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.times import now_utc
-from integration.test_reminders_flow import Clock, dispatcher, drain, put
+from integration.test_reminders_flow import Clock, dispatcher, drain, put, three_days_out_in_daytime
 from integration.test_replies import _outbox
 from staff_support import add_staff, signed_in
 
@@ -19,7 +19,7 @@ from staff_support import add_staff, signed_in
 def _booked_and_reminded(runtime: Runtime, **fields: object) -> None:
     """An appointment three days from now whose -72h reminder went out through the outbox."""
     now = now_utc()
-    start = (now + timedelta(days=3, hours=1)).replace(minute=0, second=0, microsecond=0)
+    start = three_days_out_in_daytime(now)
     clock = Clock(now - timedelta(hours=1))
     put(runtime, clock, start, announce=False, **fields)
     clock.now = start - timedelta(hours=72) + timedelta(minutes=1)

@@ -26,6 +26,16 @@ from frontdesk.services.reminders import Planning
 T0 = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # 10:00 local
 
 
+def three_days_out_in_daytime(now: datetime) -> datetime:
+    """A whole-hour start at least 3 days and 1 hour after ``now`` whose -72h reminder is due
+    between 15:00 and 20:00 UTC (10:00-16:00 in New York, the patient's zone, either side of
+    DST): a test that dispatches it at the real time of day is never deferred by quiet hours."""
+    start = (now + timedelta(days=3, hours=1)).replace(minute=0, second=0, microsecond=0)
+    while not 15 <= start.hour <= 20:
+        start += timedelta(hours=1)
+    return start
+
+
 @dataclass
 class Clock:
     now: datetime
