@@ -250,7 +250,7 @@ def test_without_crisis_guidance_in_the_documents_a_danger_question_names_988_an
     assert not answer.answered and answer.reason == "crisis"  # the reply path hands it off
     assert "988" in answer.answer and "911" in answer.answer
     empty = answer_question(KnowledgeIndex([]), "thinking about suicide tonight")
-    assert "988" in empty.answer
+    assert not empty.answered and empty.reason == "crisis" and "988" in empty.answer
 
 
 def test_crisis_guidance_is_never_reworded_by_a_language_model(demo: KnowledgeIndex) -> None:
@@ -262,21 +262,6 @@ def test_crisis_guidance_is_never_reworded_by_a_language_model(demo: KnowledgeIn
 
     guidance = answer_question(demo, "i want to kill myself")
     assert phrase(demo, "i want to kill myself", guidance, NeverCalled(), None) is guidance  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("question", "key"),
-    [
-        ("Si cancelo la cita el mismo día en la mañana, ¿me cobran algo?", "$75"),
-        ("¿con cuánto tiempo tengo q avisar si no puedo ir a mi cita?", "24 horas"),
-        ("if I cancel same day is there a fee?", "$75"),
-    ],
-)
-def test_same_day_and_how_much_notice_read_as_the_cancellation_policy(
-    demo: KnowledgeIndex, question: str, key: str
-) -> None:
-    answer = answer_question(demo, question)
-    assert answer.answered and key in answer.answer
 
 
 def test_a_word_of_one_language_is_not_a_misspelt_frame_word_of_the_other(
@@ -309,9 +294,13 @@ def test_a_short_question_after_a_story_is_read_with_the_story(demo: KnowledgeIn
         ("i get off work at 5:30, do u have any appts in the evening", "Evening appointments"),
         ("my daughter is 16, does she need me to sign off on therapy?", "consent"),
         ("I'm paying out of pocket, will I know what it costs before I start?", "Good Faith"),
+        # the same day, and how much notice, read as the cancellation policy
+        ("Si cancelo la cita el mismo día en la mañana, ¿me cobran algo?", "$75"),
+        ("¿con cuánto tiempo tengo q avisar si no puedo ir a mi cita?", "24 horas"),
+        ("if I cancel same day is there a fee?", "$75"),
     ],
 )
-def test_patients_words_for_the_documents_terms(
+def test_patients_words_and_frames_for_the_documents_terms(
     demo: KnowledgeIndex, question: str, key: str
 ) -> None:
     answer = answer_question(demo, question)

@@ -214,17 +214,18 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
     asked = strip_instructions(question)
     if not asked.strip():
         return decline("instruction", lang)
-    if len(index) == 0:
-        return decline("empty", lang, asked)
     if is_crisis(asked):
         # Someone in danger (or asking for someone who is) gets the practice's own crisis
-        # guidance, quoted and cited, whatever else they asked; without one, the decline
-        # that names 988 and 911.
+        # guidance, quoted and cited, whatever else they asked; without one (or without any
+        # documents), the decline that names 988 and 911.
         return crisis_guidance(index, lang) or decline("crisis", lang, asked)
+    if len(index) == 0:
+        return decline("empty", lang, asked)
     if asks_for_clinical_advice(asked):
         return decline("clinical", lang)
-    query = index.query(the_question(asked), lang)
-    if len(query.concepts) < 2:
+    asking = the_question(asked)
+    query = index.query(asking, lang)
+    if len(query.concepts) < 2 and asking != asked:
         # "Is it still happening?" asks about what the story before it names.
         query = index.query(asked, lang)
     if not query.concepts:

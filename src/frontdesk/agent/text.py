@@ -56,7 +56,7 @@ _SPANISH_HINTS = _set(
     """el la los las de del que y en por para con una un es son como cual cuando donde hay
     puedo tienen tiene usted ustedes mi mis su sus se cuanto cuesta qué cómo cuál dónde
     cuándo horario cita citas sesion sesiones seguro pago tengo lo le me aceptan acepta
-    pagar puedo quiero necesito hola gracias"""
+    pagar quiero necesito hola gracias"""
 )
 _ENGLISH_HINTS = _set(
     """the and is are do does you your what when where how can i my of to for with have

@@ -363,8 +363,7 @@ class _Handler:
                 self.outcome.action = "disclosed"
                 return
         if intent == "crisis":
-            self.hand_off(urgent=True, reason="crisis")
-            self.reply(Purpose.CRISIS)
+            self.crisis()
         elif intent == "clinical_concern":
             self.hand_off(urgent=False, reason="clinical_concern")
         if intent in ("crisis", "clinical_concern") and meaning.also_opts_out:
@@ -389,6 +388,11 @@ class _Handler:
         else:
             self.needs_person()
 
+    def crisis(self) -> None:
+        """Staff take the thread at once, marked urgent, and the patient gets the crisis message."""
+        self.hand_off(urgent=True, reason="crisis")
+        self.reply(Purpose.CRISIS)
+
     # Questions: answered only from the practice's documents, with the source.
 
     def answer_question(self) -> None:
@@ -401,8 +405,7 @@ class _Handler:
         )
         if result.reason == "crisis":
             # The answerer saw danger the classifier did not: a crisis, whatever it was asked.
-            self.hand_off(urgent=True, reason="crisis")
-            self.reply(Purpose.CRISIS)
+            self.crisis()
             return
         if result.reason == "clinical":
             # Advice about care is for the clinician: say so, and hand the thread to staff.
