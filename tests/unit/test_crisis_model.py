@@ -3,6 +3,7 @@ installed. It may only raise a message to crisis; its measured quality is in doc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,18 +44,18 @@ def test_a_model_learns_its_examples_and_needs_both_kinds() -> None:
         Example(False, "running late, traffic"),
         Example(False, "can we move my appointment"),
     ]
-    model = CrisisModel(examples)
+    model = CrisisModel.train(examples)
     for e in examples:
         p = model.probability(screen_text(e.text))
         assert (p >= 0.5) is e.crisis, (e.text, p)
     assert model.probability("") == 0.0
     with pytest.raises(ValueError, match="crisis and non-crisis"):
-        CrisisModel([e for e in examples if e.crisis])
+        CrisisModel.train([e for e in examples if e.crisis])
 
 
 def test_training_is_deterministic() -> None:
     examples = crisis_model.shipped_examples()[:300]
-    assert CrisisModel(examples).weights == CrisisModel(examples).weights
+    assert CrisisModel.train(examples).weights == CrisisModel.train(examples).weights
 
 
 def test_reading_examples_names_the_bad_line() -> None:
@@ -152,3 +153,41 @@ def test_warming_up_trains_the_models_off_the_request_path() -> None:
     thread.join(timeout=60)
     assert not thread.is_alive()
     assert crisis_model.model.cache_info().currsize == 1
+
+
+def test_the_shipped_model_is_kept_on_disk_and_a_change_trains_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTDESK_CACHE_DIR", str(tmp_path))
+    crisis_model.model.cache_clear()
+    try:
+        trained = crisis_model.model()
+        [kept] = list(tmp_path.glob("crisis_model.json"))
+        crisis_model.model.cache_clear()
+        read_back = crisis_model.model()
+        assert read_back is not trained
+        assert read_back.weights == trained.weights and read_back.bias == trained.bias
+
+        # Weights kept under another key (the package or the settings changed) are not used.
+        stored = json.loads(kept.read_text(encoding="utf-8"))
+        stored["key"] = "something-else"
+        stored["value"]["bias"] = 123.0
+        kept.write_text(json.dumps(stored), encoding="utf-8")
+        crisis_model.model.cache_clear()
+        assert crisis_model.model().bias == trained.bias
+        assert json.loads(kept.read_text(encoding="utf-8"))["key"] != "something-else"
+    finally:
+        crisis_model.model.cache_clear()
+
+
+def test_an_unwritable_model_cache_only_means_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("FRONTDESK_CACHE_DIR", str(blocker / "cache"))
+    crisis_model.model.cache_clear()
+    try:
+        assert crisis_model.model().weights
+    finally:
+        crisis_model.model.cache_clear()

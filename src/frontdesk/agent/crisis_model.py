@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from frontdesk.agent import crisis_screen
+from frontdesk.agent import crisis_screen, model_cache
 from frontdesk.agent.tsv import data_lines
 
 # Set so that 2 % of short everyday SMS (the SMS Spam Collection's ham, up to LONG_WORDS)
@@ -100,7 +100,11 @@ def features(screened: str) -> dict[str, float]:
 
 
 class CrisisModel:
-    def __init__(self, examples: Sequence[Example]) -> None:
+    def __init__(self, weights: dict[str, float], bias: float) -> None:
+        self.weights, self.bias = weights, bias
+
+    @classmethod
+    def train(cls, examples: Sequence[Example]) -> CrisisModel:
         if not any(e.crisis for e in examples) or all(e.crisis for e in examples):
             raise ValueError("the crisis model needs crisis and non-crisis examples")
         data = [
@@ -124,7 +128,7 @@ class CrisisModel:
                     weights[k] = w - _RATE * step / math.sqrt(squares[k])
                 bias_square += g * g
                 bias -= _RATE * g / math.sqrt(bias_square)
-        self.weights, self.bias = weights, bias
+        return cls(weights, bias)
 
     def probability(self, screened: str) -> float:
         """How crisis-like a screened message reads, from 0 to 1 (0 for no words)."""
@@ -179,7 +183,19 @@ def _from_exemplars(exemplars: Iterable[crisis_screen.Exemplar]) -> list[Example
     return [Example(e.crisis, e.text) for e in exemplars]
 
 
+_TRAINING = {"epochs": _EPOCHS, "l2": _L2, "rate": _RATE, "seed": _SEED}
+
+
 @cache
 def model() -> CrisisModel:
-    """The model trained on the shipped examples (once per process)."""
-    return CrisisModel(shipped_examples())
+    """The model trained on the shipped examples: read from the model cache when nothing it
+    depends on changed, else trained (and cached) — once per process."""
+    key = model_cache.key_for("crisis_model", _TRAINING)
+    kept = model_cache.read("crisis_model", key)
+    if kept is not None:
+        return CrisisModel(
+            {str(k): float(v) for k, v in kept["weights"].items()}, float(kept["bias"])
+        )
+    trained = CrisisModel.train(shipped_examples())
+    model_cache.write("crisis_model", key, {"weights": trained.weights, "bias": trained.bias})
+    return trained
