@@ -1,7 +1,7 @@
 """Answer-quality harness: the demo knowledge base against labelled questions.
 
 Run ``.venv/bin/python tests/eval/eval_answers.py [--split NAME|all] [--failures]`` (splits:
-dev, dev2, test, test2, test3 … test8). It loads the demo practice's documents into an
+dev, dev2, test, test2, test3 … test10). It loads the demo practice's documents into an
 in-memory database through the knowledge service, asks every question of the split, and prints a
 markdown table; it writes nothing.
 
@@ -13,7 +13,8 @@ calibrating thresholds; ``test`` was held out until it had been reported once; `
 reported; ``test3`` (written 2026-12-07 by another writer who read only the documents) was
 held out until its first score, then used for development, and so were ``test4`` … ``test7``
 (other writers, the same day); ``test8`` (another writer, the same day) is held out and only
-reported.
+reported; ``test9`` and ``test10`` (two more writers, 2026-12-07, session 7) were held out
+until their first score, then used for development.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "answers"
-SPLITS = ("dev", "dev2", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8")
+SPLITS = (
+    "dev",
+    "dev2",
+    "test",
+    "test2",
+    *(f"test{n}" for n in range(3, 11)),
+)
 
 
 @dataclass(frozen=True)
