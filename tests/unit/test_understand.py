@@ -119,7 +119,7 @@ EXAMPLES = [
     ("cant make it 2mrw", I.CANCEL),
     ("ill b there", I.CONFIRM),
     ("can I talk to a real person", I.HELP),
-    ("is this a bot?", I.QUESTION),
+    ("is this a bot?", I.HELP),
     # constructs added in session 6; some echo the blind-set message that led to them (those
     # sets are seen now), and each stands for a general line in the lexicons
     ("my sister keeps saying she doesn't want to be alive anymore, who do I call", I.CRISIS),

@@ -75,6 +75,8 @@ _STRONG: tuple[tuple[str, Intent], ...] = (
     ("question", Intent.QUESTION),
 )
 _STRONG_LONG = tuple(f for f in _STRONG if f[1] is not Intent.HELP)
+# What confirm.txt's leading-affirmation line matches when the message only starts with a yes.
+_BARE_YES = re.compile(r"(?:yes|si|sure|definitely|absolutely)(?: (?:yes|si))? \.")
 # Weak reply rules: only when no strong rule fired, and only the first that fires counts.
 _WEAK: tuple[tuple[str, Intent], ...] = (
     ("cancel_weak", Intent.CANCEL),
@@ -197,9 +199,11 @@ def understand(
         if raised is not None:
             intent, confidence = Intent.CRISIS, _SOFT_CRISIS_CONFIDENCE
             evidence.insert(0, Evidence(Intent.CRISIS, raised))
-    if asks_if_bot and intent in {Intent.OTHER, Intent.HELP, Intent.CONFIRM}:
-        intent, confidence = Intent.QUESTION, _STRONG_CONFIDENCE
-        evidence.insert(0, Evidence(Intent.QUESTION, "asks_if_bot"))
+    if asks_if_bot and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}:
+        # "Is this a bot?" asks what this service is, as HELP does (the reply discloses the
+        # assistant either way); every blind writer labelled it so.
+        intent, confidence = Intent.HELP, _STRONG_CONFIDENCE
+        evidence.insert(0, Evidence(Intent.HELP, "asks_if_bot"))
     elif (
         asks_for_person
         and not asks_if_bot
@@ -249,6 +253,11 @@ def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:
     text = lexicons.load("policy").mask(text, " _policy_ ")
     text = lexicons.load("negation").mask(text, " _keep_ ")
     strong = _family(text, _STRONG_LONG if long else _STRONG)
+    if any(e.intent is Intent.OPT_IN for e in strong):
+        # "Yes, sign me up for the reminders": the yes answers the opt-in, it confirms nothing.
+        strong = [
+            e for e in strong if not (e.intent is Intent.CONFIRM and _BARE_YES.fullmatch(e.matched))
+        ]
     found.extend(strong)
     if not strong and not long:
         found.extend(_family(text, _WEAK)[:1])  # weak rules: the first that fires
