@@ -172,6 +172,16 @@ _SHORTHAND: dict[str, str] = {
     "porfa": "por favor", "xfavor": "por favor", "msj": "mensaje", "msjs": "mensajes",
     "dnd": "donde", "pa": "para", "nse": "no se", "ntp": "no te preocupes",
     "ne": "any", "nemore": "anymore", "nymore": "anymore",
+    # Spanish written as it sounds (added after blind38-41): k for c/qu, s for c, no h, b for v
+    "kien": "quien", "kienes": "quienes", "kanselar": "cancelar", "kanselo": "cancelo",
+    "kansele": "cancele", "sita": "cita", "sitas": "citas", "ablar": "hablar", "ablo": "hablo",
+    "berdad": "verdad", "makina": "maquina", "resibir": "recibir", "sakenme": "saquenme",
+    "bibir": "vivir", "nesesito": "necesito", "nesesitar": "necesitar", "nesecito": "necesito",
+    "aser": "hacer", "aora": "ahora", "grasias": "gracias", "asta": "hasta",
+    "kuando": "cuando", "komo": "como", "pal": "para el",
+    # English dropped g's (added after blind38-41)
+    "comin": "coming", "givin": "giving", "goin": "going", "txtin": "texting",
+    "textin": "texting", "nothin": "nothing", "somthing": "something", "sumthing": "something",
 }
 # fmt: on
 
