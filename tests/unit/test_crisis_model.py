@@ -3,8 +3,11 @@ installed. It may only raise a message to crisis; its measured quality is in doc
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -191,3 +194,27 @@ def test_an_unwritable_model_cache_only_means_training(
         assert crisis_model.model().weights
     finally:
         crisis_model.model.cache_clear()
+
+
+def _retired_builder() -> ModuleType:
+    path = INTENTS.parent / "build_retired_training.py"
+    spec = importlib.util.spec_from_file_location("build_retired_training", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_retired_blind_sets_are_shipped_as_built_and_no_measuring_set_is_trained_on() -> None:
+    builder = _retired_builder()
+    shipped = (Path(crisis_model.__file__).parent / "lexicons" / "crisis_retired.tsv").read_text(
+        encoding="utf-8"
+    )
+    assert shipped == builder.render(), "run tests/eval/build_retired_training.py"
+    trained = {e.text.strip() for e in crisis_model.shipped_examples()}
+    measuring = [p for p in sorted(INTENTS.glob("blind*.tsv")) if p.name not in builder.RETIRED]
+    for path in measuring:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                assert line.split("\t")[2].strip() not in trained, (path.name, line)

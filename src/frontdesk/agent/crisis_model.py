@@ -1,6 +1,7 @@
 """A lexical crisis screen that needs nothing installed: a logistic regression over the words
-and word pairs of a message, trained at first use (2 to 4 s on this machine kind) on the shipped
-crisis and non-crisis examples, never on the blind sets that measure it.
+and word pairs of a message, trained at first use (5 to 8 s on this machine kind, then kept in the
+model cache) on the shipped crisis and non-crisis examples and on the retired blind sets, never
+on a blind set that still measures it.
 
 The rules in ``safety.py`` catch the phrasings someone has written a line for; each new writer
 found indirect crises no line had (docs/QUALITY.md). This model generalises from the
@@ -32,21 +33,22 @@ from frontdesk.agent import crisis_screen, model_cache
 from frontdesk.agent.tsv import data_lines
 
 # Set so that 2 % of short everyday SMS (the SMS Spam Collection's ham, up to LONG_WORDS)
-# reads as a crisis to the model (docs/QUALITY.md, session 6).
-THRESHOLD = 0.73
+# reads as a crisis to the model (docs/QUALITY.md; recalibrated after each change of the
+# training examples, last in session 7).
+THRESHOLD = 0.71
 # A message longer than this (as ``understand.LONG_WORDS``) is a letter, not a reply: the
 # rules read all of it, and the model must be surer, because a long ordinary text shares
 # more words with the crisis examples than a short one (docs/QUALITY.md).
 LONG_WORDS = 40
-# Set so that the five non-mental-health control subreddits of the RMHD sample are called a
-# crisis about as often as before the fourth training round (15 %; 0.85 before it).
-LONG_THRESHOLD = 0.88
+# Set so that the model calls the long posts of the five non-mental-health control subreddits
+# of the RMHD sample a crisis as often as before the retired blind sets were added (9.8 %).
+LONG_THRESHOLD = 0.934
 # Below the crisis threshold but more likely a crisis than not: a short message the rules did
 # not hand to staff goes to them as a clinical concern (no crisis message, no urgent page), so a
 # person reads it instead of the agent answering it ("when unsure, escalate").
 # Set so that the band holds the same share of short everyday SMS as it did at 0.5 before
-# the fourth training round (8.6 %).
-CONCERN_THRESHOLD = 0.56
+# the fourth training round (8.6 %; recalibrated in session 7).
+CONCERN_THRESHOLD = 0.518
 RULE = "model:crisis-screen"
 _EPOCHS = 20
 _L2 = 2e-3
@@ -166,7 +168,8 @@ def read_examples(source: str) -> list[Example]:
 
 
 def shipped_examples() -> list[Example]:
-    """The semantic screen's exemplars and the examples written for this model."""
+    """The semantic screen's exemplars, the examples written for this model and the retired
+    blind sets (tests/eval/build_retired_training.py)."""
     lexicons = resources.files("frontdesk.agent.lexicons")
     found = _from_exemplars(crisis_screen.shipped_exemplars())
     for name in (
@@ -174,6 +177,7 @@ def shipped_examples() -> list[Example]:
         "crisis_more.tsv",
         "crisis_voices.tsv",
         "crisis_voices2.tsv",
+        "crisis_retired.tsv",
     ):
         found += read_examples(lexicons.joinpath(name).read_text(encoding="utf-8"))
     return found
