@@ -312,3 +312,17 @@ def test_the_take_of_a_duration_is_not_the_take_of_an_insurer() -> None:
 
     assert "take" not in reframe("How long does that usually take?")
     assert "take" in reframe("do you take Aetna?")
+
+
+def test_the_crisis_line_is_not_the_answer_to_an_ordinary_question() -> None:
+    index = index_of(
+        {
+            "crisis.md": "# In a crisis\n\n## Urgent help\n\nIf you need urgent help outside office "
+            "hours, call or text 988 or call 911.\n",
+            "contact.md": "# Contact\n\n## Phone\n\nCall the front desk at (202) 555-0100.\n",
+        }
+    )
+    ordinary = answer_question(index, "is there a number i can text instead of calling?")
+    assert "988" not in ordinary.answer and "911" not in ordinary.answer
+    urgent = answer_question(index, "what number do I call in an emergency at night?")
+    assert urgent.answered and "988" in urgent.answer

@@ -110,6 +110,9 @@ EXAMPLES = [
     ("wondering if you take Medicaid", I.QUESTION),
     # the task
     ("what's the point of going on", I.CRISIS),
+    ("Mi hijo dice que quiere morirse. ¿A qué número llamo?", I.CRISIS),
+    ("mi esposo dice que ya no quiere vivir", I.CRISIS),
+    ("se quiere morir de risa con ese video", I.OTHER),
     ("I'm dying to get in earlier", I.RESCHEDULE),
     ("my boss will kill me if I miss work", I.OTHER),
     ("no need to reschedule, see you then", I.CONFIRM),

@@ -249,6 +249,12 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
 
 
 _CRISIS_LINE = re.compile(r"\b(?:988|911)\b")
+_ABOUT_CRISIS = re.compile(
+    r"\b(?:crisis|crises|emergenc\w*|urgent\w*|suicid\w*|988|911|hotline|lifeline|danger\w*|"
+    r"unsafe|safe|harm\w*|hurt\w*|kill\w*|die|dying|overdos\w*|after hours|night|weekend|"
+    r"urgencia|emergencia|peligro|suicidio|suicida|morir\w*|muere|vivir|matar\w*|"
+    r"linea de ayuda|help ?line)\b"
+)
 _CRISIS_QUERY = {"en": "crisis emergency 988 911", "es": "crisis emergencia 988 911"}
 
 
@@ -317,9 +323,14 @@ def _sentences_for(
     how_many = _HOW_MANY_Q.search(fold(query.text)) is not None
     scored: list[tuple[float, float, int]] = []  # (order, coverage, sentence)
     fallback: list[tuple[float, float, int]] = []
+    about_crisis = _ABOUT_CRISIS.search(fold(query.text)) is not None
     for i, stated in enumerate(prepared.sentence_terms):
         text = prepared.sentences[i]
         if not _type_ok(query.text, text) or (how_many and not _counts_what_was_asked(query, text)):
+            continue
+        if not about_crisis and _CRISIS_LINE.search(text):
+            # 988 and 911 answer a question about a crisis or an emergency; they are not the
+            # number to text about an appointment ("is there a number I can text instead?").
             continue
         present = stated | _implied(query, text)
         covered = index.coverage(query, present | heading, title)
