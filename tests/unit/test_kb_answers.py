@@ -317,8 +317,8 @@ def test_the_take_of_a_duration_is_not_the_take_of_an_insurer() -> None:
 def test_the_crisis_line_is_not_the_answer_to_an_ordinary_question() -> None:
     index = index_of(
         {
-            "crisis.md": "# In a crisis\n\n## Urgent help\n\nIf you need urgent help outside office "
-            "hours, call or text 988 or call 911.\n",
+            "crisis.md": "# In a crisis\n\n## Urgent help\n\nIf you need urgent help outside "
+            "office hours, call or text 988 or call 911.\n",
             "contact.md": "# Contact\n\n## Phone\n\nCall the front desk at (202) 555-0100.\n",
         }
     )
