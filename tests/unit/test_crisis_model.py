@@ -75,7 +75,7 @@ def test_shipped_model_raises_indirect_crises_the_rules_miss() -> None:
     for text in (
         "i've been counting what's left in the bottle, it's enough",
         "don't bother rebooking me, I won't be needing it after this weekend",
-        "cuiden a mi perro por favor, ya me despedí de todos",
+        "cuiden a mi perro por favor, ya me voy a ir para siempre",
     ):
         rules = understand(text, crisis_screen=False)
         found = understand(text)
