@@ -226,7 +226,13 @@ def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
     """Train the models and load the screens now, off the request path: the first call to
     ``understand`` would otherwise take a second or two (seconds more with the embeddings
     extra), and a patient's first message after a start must not wait to be read for a
-    crisis."""
+    crisis.
+
+    Not a daemon thread: training reads every example through the lexicons, which call into
+    RE2's C++ code without the GIL, and a daemon thread caught there when the interpreter
+    exits aborts the whole process ("terminate called without an active exception"; seen when
+    ``worker --once`` finished before the screen had trained). Exit waits for the training
+    instead: seconds, once per package version, since the weights are then cached."""
 
     def warm() -> None:
         model()
@@ -234,7 +240,7 @@ def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
             crisis_model.model()
             semantic.load_screen()
 
-    thread = threading.Thread(target=warm, name="frontdesk-understand-warm", daemon=True)
+    thread = threading.Thread(target=warm, name="frontdesk-understand-warm", daemon=False)
     thread.start()
     return thread
 
