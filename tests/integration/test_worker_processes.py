@@ -358,3 +358,25 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
         f"(claimed {claimed_at_kill}, scheduled {waiting_at_kill}, delivered {delivered_at_kill}); "
         f"the rescuer sent {report['sent']}, re-sends absorbed by the idempotency key: {absorbed}"
     )
+
+
+def test_a_worker_that_finishes_while_the_screen_still_trains_exits_cleanly(
+    tmp_path: Path,
+) -> None:
+    # With an empty model cache the crisis screen trains in a background thread for seconds,
+    # through RE2's C++ code; `worker --once` on an empty database is done long before. When
+    # that thread was a daemon, exiting aborted the process ("terminate called without an
+    # active exception", exit -6).
+    env = worker_env(f"sqlite:///{tmp_path / 'fresh.db'}")
+    env["FRONTDESK_CACHE_DIR"] = str(tmp_path / "model-cache")
+    done = subprocess.run(
+        [sys.executable, "-m", "frontdesk", "worker", "--once", "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=WORKER_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert json.loads(done.stdout)["claimed"] == 0
+    assert list((tmp_path / "model-cache").glob("crisis_model.json"))
