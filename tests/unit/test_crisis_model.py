@@ -30,10 +30,12 @@ def _labelled() -> list[tuple[str, str]]:
     return rows
 
 
-def test_features_are_presence_of_words_and_pairs_without_lone_function_words() -> None:
+def test_features_are_presence_of_words_pairs_and_triples_without_lone_function_words() -> None:
     found = features("and and and i took them all")
     assert "w:and" not in found and "w:i" not in found  # function words only inside pairs
     assert {"w:took", "w:all", "b:<s> and", "b:i took", "b:all </s>"} <= set(found)
+    assert {"t:<s> and and", "t:i took them", "t:them all </s>"} <= set(found)
+    assert not any(f.startswith("w:<") for f in found)
     assert len(set(found.values())) == 1  # presence, not counts: "and" x3 weighs as once
     assert sum(v * v for v in found.values()) == pytest.approx(1.0)
 
