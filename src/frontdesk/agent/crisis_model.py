@@ -11,12 +11,13 @@ evidence names the model and its probability, never the patient's words.
 
 Features are the presence of each word, word pair and word triple, function words left out as
 single words (they stay inside pairs and triples: "he will", "to end", "not be around").
-Triples were added in session 7: held out by whole blind sets (trained without blind22–37, then
-without blind38–53), the screen alone found 686 instead of 655, and 707 instead of 681, of the
-800 crises at the same 2 % false alarms on everyday SMS (docs/QUALITY.md). Counted words, or every function word, let a long
-message score high on "and", "to" and "i" alone, because the crisis examples are longer than
-the ordinary replies; reading long messages sentence by sentence did the same with generic
-clauses ("i do not know"). Both were measured and dropped (docs/QUALITY.md).
+Triples were added in session 7: held out by whole blind sets (trained without blind22-37, then
+without blind38-53), the screen alone found 686 instead of 655, and 707 instead of 681, of the
+800 crises at the same 2 % false alarms on everyday SMS (docs/QUALITY.md). Counted words, or
+every function word, let a long message score high on "and", "to" and "i" alone, because the
+crisis examples are longer than the ordinary replies; reading long messages sentence by
+sentence did the same with generic clauses ("i do not know"). Both were measured and dropped
+(docs/QUALITY.md).
 
 A discriminative model rather than another naive Bayes (``intent_model``): a regression
 weighs words against each other instead of letting every ordinary word vote on its own. Trained
