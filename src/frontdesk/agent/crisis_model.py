@@ -1,7 +1,7 @@
-"""A lexical crisis screen that needs nothing installed: a logistic regression over the words
-and word pairs of a message, trained at first use (5 to 8 s on this machine kind, then kept in the
-model cache) on the shipped crisis and non-crisis examples and on the retired blind sets, never
-on a blind set that still measures it.
+"""A lexical crisis screen that needs nothing installed: a logistic regression over the words,
+word pairs and word triples of a message, trained at first use (about 16 s on this machine kind,
+then kept in the model cache) on the shipped crisis and non-crisis examples and on the retired
+blind sets, never on a blind set that still measures it.
 
 The rules in ``safety.py`` catch the phrasings someone has written a line for; each new writer
 found indirect crises no line had (docs/QUALITY.md). This model generalises from the

@@ -224,9 +224,9 @@ def understand(
 
 def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
     """Train the models and load the screens now, off the request path: the first call to
-    ``understand`` would otherwise take a second or two (seconds more with the embeddings
-    extra), and a patient's first message after a start must not wait to be read for a
-    crisis.
+    ``understand`` would otherwise wait for the training (about 16 s without a cached model,
+    more with the embeddings extra), and a patient's first message after a start must not wait
+    to be read for a crisis.
 
     Not a daemon thread: training reads every example through the lexicons, which call into
     RE2's C++ code without the GIL, and a daemon thread caught there when the interpreter
