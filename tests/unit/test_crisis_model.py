@@ -164,6 +164,9 @@ def test_the_shipped_model_is_kept_on_disk_and_a_change_trains_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FRONTDESK_CACHE_DIR", str(tmp_path))
+    # A slice of the examples keeps each training short; the cache is what is under test.
+    few = crisis_model.shipped_examples()[:400]
+    monkeypatch.setattr(crisis_model, "shipped_examples", lambda: few)
     crisis_model.model.cache_clear()
     try:
         trained = crisis_model.model()
@@ -191,6 +194,8 @@ def test_an_unwritable_model_cache_only_means_training(
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x", encoding="utf-8")
     monkeypatch.setenv("FRONTDESK_CACHE_DIR", str(blocker / "cache"))
+    few = crisis_model.shipped_examples()[:400]
+    monkeypatch.setattr(crisis_model, "shipped_examples", lambda: few)
     crisis_model.model.cache_clear()
     try:
         assert crisis_model.model().weights
