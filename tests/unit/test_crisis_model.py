@@ -215,7 +215,7 @@ def _retired_builder() -> ModuleType:
 
 def test_the_retired_blind_sets_are_shipped_as_built_and_no_measuring_set_is_trained_on() -> None:
     builder = _retired_builder()
-    shipped = (Path(crisis_model.__file__).parent / "lexicons" / "crisis_retired.tsv").read_text(
+    shipped = (Path(crisis_model.__file__).parent / "lexicons" / "retired.tsv").read_text(
         encoding="utf-8"
     )
     assert shipped == builder.render(), "run tests/eval/build_retired_training.py"

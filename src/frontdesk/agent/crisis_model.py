@@ -184,9 +184,23 @@ def shipped_examples() -> list[Example]:
         "crisis_voices.tsv",
         "crisis_voices2.tsv",
         "crisis_inbox.tsv",
-        "crisis_retired.tsv",
     ):
         found += read_examples(lexicons.joinpath(name).read_text(encoding="utf-8"))
+    found += [
+        Example(intent == "crisis", text)
+        for intent, text in retired_examples(lexicons.joinpath("retired.tsv").read_text("utf-8"))
+    ]
+    return found
+
+
+def retired_examples(source: str) -> list[tuple[str, str]]:
+    """``intent<TAB>lang<TAB>text`` lines of the retired blind sets, as (intent, text)."""
+    found = []
+    for number, line in data_lines(source):
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise ValueError(f"line {number}: expected intent<TAB>lang<TAB>text")
+        found.append((parts[0], parts[2]))
     return found
 
 

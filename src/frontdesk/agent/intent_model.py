@@ -1,6 +1,7 @@
 """A small linear model for the messages no rule decides: multinomial naive Bayes over word
 and character n-grams, trained at first use from ``lexicons/train.tsv`` (shipped, written by
-the project; about a second on one core, nothing downloaded).
+the project) and the retired blind sets (``lexicons/retired.tsv``; about two seconds on one
+core, nothing downloaded).
 
 Naive Bayes is a linear classifier in log space; it was chosen over a logistic regression
 because it trains in one counting pass in pure Python (no scikit-learn/numpy dependency) and
@@ -104,6 +105,12 @@ def read_examples(source: str) -> list[tuple[Intent, str]]:
 
 @cache
 def model() -> NaiveBayes:
-    """The model trained on the shipped examples (once per process)."""
-    source = resources.files("frontdesk.agent.lexicons").joinpath("train.tsv")
-    return NaiveBayes(read_examples(source.read_text(encoding="utf-8")))
+    """The model trained on the shipped examples and the retired blind sets (once per
+    process)."""
+    from frontdesk.agent.crisis_model import retired_examples
+
+    lexicons = resources.files("frontdesk.agent.lexicons")
+    examples = read_examples(lexicons.joinpath("train.tsv").read_text(encoding="utf-8"))
+    retired = lexicons.joinpath("retired.tsv").read_text(encoding="utf-8")
+    examples += [(Intent(intent), text) for intent, text in retired_examples(retired)]
+    return NaiveBayes(examples)
