@@ -6,12 +6,13 @@ Run ``.venv/bin/python tests/eval/build_retired_training.py``. A blind set measu
 classifier once, when it is first scored (that score is kept in docs/QUALITY.md); after the
 rules were revised on its misses its score is optimistic anyway. Such a set is *retired* here,
 each row with its intent: for the crisis screen every crisis row is a crisis example and every
-other row (benign look-alikes included) an ordinary one; the intent model learns all ten. Written by some 20 writers in different voices, they taught the screen more than
-another synthetic round did: trained on blind1-31, the screen alone found 416 instead of 370 of
-the 500 crises of blind32-41, at the same false-alarm rate on everyday SMS (docs/QUALITY.md,
-session 7); the intent model, trained on them too, got 14 and 15 more of blind38-49's and
-blind22-37's messages right when those were held out. Sets not listed in ``RETIRED`` are never
-read: they still measure.
+other row (benign look-alikes included) an ordinary one; the intent model learns all ten.
+Written by some 20 writers in different voices, they taught the screen more than another
+synthetic round did: trained on blind1-31, the screen alone found 416 instead of 370 of the 500
+crises of blind32-41, at the same false-alarm rate on everyday SMS (docs/QUALITY.md, session
+7); the intent model, trained on them too, got 14 and 15 more of blind38-49's and blind22-37's
+messages right when those were held out. Sets not listed in ``RETIRED`` are never read: they
+still measure.
 """
 
 from __future__ import annotations
