@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -211,10 +212,20 @@ def _from_exemplars(exemplars: Iterable[crisis_screen.Exemplar]) -> list[Example
 _TRAINING = {"epochs": _EPOCHS, "l2": _L2, "rate": _RATE, "seed": _SEED}
 
 
+# One training at a time: a second thread that needs the model while the first trains waits,
+# then reads what the first wrote to the model cache instead of training again.
+_TRAINING_LOCK = threading.Lock()
+
+
 @cache
 def model() -> CrisisModel:
     """The model trained on the shipped examples: read from the model cache when nothing it
     depends on changed, else trained (and cached) — once per process."""
+    with _TRAINING_LOCK:
+        return _read_or_train()
+
+
+def _read_or_train() -> CrisisModel:
     key = model_cache.key_for("crisis_model", _TRAINING)
     kept = model_cache.read("crisis_model", key)
     if kept is not None:

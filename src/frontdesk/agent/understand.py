@@ -222,6 +222,14 @@ def understand(
     )
 
 
+def ready(crisis_screen: bool = True) -> None:
+    """Train (or load) the models and screens now, in this thread; returns when they are."""
+    model()
+    if crisis_screen:
+        crisis_model.model()
+        semantic.load_screen()
+
+
 def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
     """Train the models and load the screens now, off the request path: the first call to
     ``understand`` would otherwise wait for the training (about 16 s without a cached model,
@@ -234,13 +242,9 @@ def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
     ``worker --once`` finished before the screen had trained). Exit waits for the training
     instead: seconds, once per package version, since the weights are then cached."""
 
-    def warm() -> None:
-        model()
-        if crisis_screen:
-            crisis_model.model()
-            semantic.load_screen()
-
-    thread = threading.Thread(target=warm, name="frontdesk-understand-warm", daemon=False)
+    thread = threading.Thread(
+        target=ready, args=(crisis_screen,), name="frontdesk-understand-warm", daemon=False
+    )
     thread.start()
     return thread
 

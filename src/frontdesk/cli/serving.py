@@ -131,6 +131,10 @@ def _start_demo_traffic(
     traffic = DemoTraffic(runtime, message_sender(runtime), practice_id)
 
     def play() -> None:
+        # The first lines are classified inside a transaction: wait until the models are
+        # trained (by the warm-up thread; seconds on a cold model cache), or on SQLite that
+        # transaction would hold every other writer, /healthz included, for as long.
+        understand.ready(runtime.settings.crisis_screen)
         traffic.warm_up()
         traffic.run(stop, interval)
 
