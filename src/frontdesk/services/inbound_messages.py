@@ -29,7 +29,7 @@ from frontdesk.adapters.db.models import (
     Reminder,
     ReviewItem,
 )
-from frontdesk.agent.understand import understand
+from frontdesk.agent.understand import ready, understand
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel, ConsentStatus, Direction
 from frontdesk.domain.errors import FieldError, NotFound, ValidationFailed
@@ -134,6 +134,11 @@ def _runner_for(runtime: Runtime, now: datetime) -> Any:
 def _handler(
     runtime: Runtime, results: list[ReplyOutcome], clock: Callable[[], datetime] = now_utc
 ) -> inbound.Handler:
+    # Ready the models before the processing transaction opens: on a cold model cache the
+    # first message after a start waits here for the training (seconds), not while holding
+    # the database (on SQLite, every other writer). Instant once they are loaded.
+    ready(runtime.settings.crisis_screen)
+
     def handle(session: Session, row: InboundWebhook, payload: str) -> None:
         parser = _PARSERS.get(row.provider)
         if parser is None:
