@@ -160,7 +160,9 @@ class ActionRunner(SlotFilling, StepRunner):
             self._finish(session, run, "cancelled", f"patient_replied_{intent}")
             return False
         if intent in ("question", "help", "opt_in") and not (
-            intent == "question" and self._answers_the_field(session, run, message_text)
+            # A valid answer to the field asked is the answer, whatever the classifier guessed
+            # for a lone word ("whatsapp" read as help, "WhatsApp?" as a question).
+            intent in ("question", "help") and self._answers_the_field(session, run, message_text)
         ):
             self._log(session, run, "interrupted", intent, {})
             return False
