@@ -35,7 +35,7 @@ from functools import cache
 from importlib import resources
 
 from frontdesk.agent import crisis_screen, model_cache
-from frontdesk.agent.tsv import data_lines
+from frontdesk.agent.tsv import data_lines, retired_examples
 
 # Set so that 2 % of short everyday SMS (the SMS Spam Collection's ham, up to LONG_WORDS)
 # reads as a crisis to the model (docs/QUALITY.md; recalibrated after each change of the
@@ -191,17 +191,6 @@ def shipped_examples() -> list[Example]:
         Example(intent == "crisis", text)
         for intent, text in retired_examples(lexicons.joinpath("retired.tsv").read_text("utf-8"))
     ]
-    return found
-
-
-def retired_examples(source: str) -> list[tuple[str, str]]:
-    """``intent<TAB>lang<TAB>text`` lines of the retired blind sets, as (intent, text)."""
-    found = []
-    for number, line in data_lines(source):
-        parts = line.split("\t")
-        if len(parts) != 3:
-            raise ValueError(f"line {number}: expected intent<TAB>lang<TAB>text")
-        found.append((parts[0], parts[2]))
     return found
 
 

@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 
 from frontdesk.agent.keywords import normalize
-from frontdesk.agent.tsv import data_lines
+from frontdesk.agent.tsv import data_lines, retired_examples
 from frontdesk.domain.intents import Intent
 
 _ALPHA = 0.3
@@ -107,8 +107,6 @@ def read_examples(source: str) -> list[tuple[Intent, str]]:
 def model() -> NaiveBayes:
     """The model trained on the shipped examples and the retired blind sets (once per
     process)."""
-    from frontdesk.agent.crisis_model import retired_examples
-
     lexicons = resources.files("frontdesk.agent.lexicons")
     examples = read_examples(lexicons.joinpath("train.tsv").read_text(encoding="utf-8"))
     retired = lexicons.joinpath("retired.tsv").read_text(encoding="utf-8")
