@@ -47,7 +47,7 @@ def shared_file(*parts: str) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def agent_models_ready() -> None:
     """The agent's models trained (or read from the model cache) once, before any test. On a
-    cold model cache (a new package version) the crisis screen trains for about 16 s; without
+    cold model cache (a new package version) the crisis screen trains for about 8 s; without
     this, the first test to post a patient message paid it inside its HTTP request and could
     time out, and servers the tests start in other processes trained again."""
     from frontdesk.agent.understand import ready

@@ -1,5 +1,5 @@
 """A lexical crisis screen that needs nothing installed: a logistic regression over the words,
-word pairs and word triples of a message, trained at first use (about 16 s on this machine kind,
+word pairs and word triples of a message, trained at first use (about 8 s on this machine kind,
 then kept in the model cache) on the shipped crisis and non-crisis examples and on the retired
 blind sets, never on a blind set that still measures it.
 
@@ -116,27 +116,36 @@ class CrisisModel:
     def train(cls, examples: Sequence[Example]) -> CrisisModel:
         if not any(e.crisis for e in examples) or all(e.crisis for e in examples):
             raise ValueError("the crisis model needs crisis and non-crisis examples")
-        data = [
-            (features(crisis_screen.screen_text(e.text)), 1.0 if e.crisis else 0.0)
-            for e in examples
-        ]
-        weights: dict[str, float] = {}
-        squares: dict[str, float] = {}
+        # Features by number, and each example as (its feature numbers, their common value —
+        # presence scaled to unit length —, its label): the same AdaGrad as over dictionaries,
+        # about twice as fast in pure Python.
+        index: dict[str, int] = {}
+        data: list[tuple[list[int], float, float]] = []
+        for e in examples:
+            x = features(crisis_screen.screen_text(e.text))
+            value = next(iter(x.values()))
+            data.append(([index.setdefault(k, len(index)) for k in x], value, float(e.crisis)))
+        w = [0.0] * len(index)
+        squares = [1e-8] * len(index)
         bias, bias_square = 0.0, 1e-8
         order = list(range(len(data)))
         shuffle = random.Random(_SEED).shuffle
+        sqrt, rate, l2 = math.sqrt, _RATE, _L2
         for _ in range(_EPOCHS):
             shuffle(order)
             for i in order:
-                x, y = data[i]
-                g = _sigmoid(bias + sum(weights.get(k, 0.0) * v for k, v in x.items())) - y
-                for k, v in x.items():
-                    w = weights.get(k, 0.0)
-                    step = g * v + _L2 * w
-                    squares[k] = squares.get(k, 1e-8) + step * step
-                    weights[k] = w - _RATE * step / math.sqrt(squares[k])
+                ids, value, y = data[i]
+                g = _sigmoid(bias + value * sum([w[j] for j in ids])) - y
+                gv = g * value
+                for j in ids:
+                    wj = w[j]
+                    step = gv + l2 * wj
+                    total = squares[j] + step * step
+                    squares[j] = total
+                    w[j] = wj - rate * step / sqrt(total)
                 bias_square += g * g
-                bias -= _RATE * g / math.sqrt(bias_square)
+                bias -= rate * g / sqrt(bias_square)
+        weights = {k: w[j] for k, j in index.items()}
         return cls(weights, bias)
 
     def probability(self, screened: str) -> float:

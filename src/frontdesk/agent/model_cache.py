@@ -1,6 +1,6 @@
 """Trained weights kept on disk between processes, so a process does not retrain at start.
 
-The lexical crisis screen trains in about 16 s (pure Python); every ``frontdesk classify``,
+The lexical crisis screen trains in about 8 s (pure Python); every ``frontdesk classify``,
 ``serve`` and ``worker`` paid that at start. The weights depend only on what ships in the
 package (the examples, the lexicons that hide idioms, the code that reads them), so they are
 kept under a key made of all of it: the bytes of every file of ``frontdesk.agent`` (modules and

@@ -232,7 +232,7 @@ def ready(crisis_screen: bool = True) -> None:
 
 def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
     """Train the models and load the screens now, off the request path: the first call to
-    ``understand`` would otherwise wait for the training (about 16 s without a cached model,
+    ``understand`` would otherwise wait for the training (about 8 s without a cached model,
     more with the embeddings extra), and a patient's first message after a start must not wait
     to be read for a crisis.
 
