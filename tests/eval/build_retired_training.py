@@ -20,6 +20,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from frontdesk.agent.tsv import data_lines
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 INTENTS = HERE / "intents"
@@ -38,22 +40,21 @@ def rows() -> list[tuple[str, str, str]]:
     """(intent, language, text) of every retired set, in set and file order."""
     found: list[tuple[str, str, str]] = []
     for name in RETIRED:
-        for line in (INTENTS / name).read_text(encoding="utf-8").splitlines():
-            if not line.strip() or line.startswith("#"):
-                continue
+        for _, line in data_lines((INTENTS / name).read_text(encoding="utf-8")):
             intent, tags, text = line.split("\t")
             language = "es" if "es" in tags.split(",") else "en"
             found.append((intent, language, text.strip()))
     return found
 
 
-def render() -> str:
-    return HEADER + "".join(f"{label}\t{lang}\t{text}\n" for label, lang, text in rows())
+def render(found: list[tuple[str, str, str]]) -> str:
+    return HEADER + "".join(f"{intent}\t{lang}\t{text}\n" for intent, lang, text in found)
 
 
 def main() -> int:
-    OUT.write_text(render(), encoding="utf-8")
-    print(f"wrote {OUT.relative_to(ROOT)} ({len(rows())} examples)")
+    found = rows()
+    OUT.write_text(render(found), encoding="utf-8")
+    print(f"wrote {OUT.relative_to(ROOT)} ({len(found)} examples)")
     return 0
 
 

@@ -324,5 +324,6 @@ def test_the_crisis_line_is_not_the_answer_to_an_ordinary_question() -> None:
     )
     ordinary = answer_question(index, "is there a number i can text instead of calling?")
     assert "988" not in ordinary.answer and "911" not in ordinary.answer
+    assert all(c.source != "crisis.md" for c in ordinary.citations)
     urgent = answer_question(index, "what number do I call in an emergency at night?")
     assert urgent.answered and "988" in urgent.answer

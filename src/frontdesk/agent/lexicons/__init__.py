@@ -59,7 +59,7 @@ class Lexicon:
         self._any = re.compile(combined)
         self._set: Any = None
         self._set_entries: list[int] = []  # RE2 set index -> entry index
-        self._always: list[int] = list(range(len(entries)))
+        self._always: list[int] = []  # entries RE2 cannot read: tried on every text
         if prefilter and re2 is not None and entries:
             self._build_set()
 
@@ -173,9 +173,8 @@ def _group_end(pattern: str, start: int) -> int:
 
 
 @cache
-def load(name: str, *, prefilter: bool = True) -> Lexicon:
-    """The lexicon in ``<name>.txt`` beside this module (read once per process);
-    ``prefilter=False`` tries every line (to check that the RE2 pre-filter changes nothing)."""
+def load(name: str) -> Lexicon:
+    """The lexicon in ``<name>.txt`` beside this module (read once per process)."""
     source = resources.files(__name__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
     entries: list[Entry] = []
     for number, line in enumerate(source.splitlines(), start=1):
@@ -190,4 +189,4 @@ def load(name: str, *, prefilter: bool = True) -> Lexicon:
         except re.error as exc:
             raise ValueError(f"lexicon {name}.txt line {number}: {exc}") from exc
         entries.append(Entry(f"{name}:{number}", compiled, soft, short_only))
-    return Lexicon(name, entries, prefilter=prefilter)
+    return Lexicon(name, entries)
