@@ -40,7 +40,7 @@ from frontdesk.agent.tsv import data_lines, retired_examples
 # Set so that 2 % of short everyday SMS (the SMS Spam Collection's ham, up to LONG_WORDS)
 # reads as a crisis to the model (docs/QUALITY.md; recalibrated after each change of the
 # training examples, last in session 8).
-THRESHOLD = 0.558
+THRESHOLD = 0.560
 # A message longer than this (as ``understand.LONG_WORDS``) is a letter, not a reply: the
 # rules read all of it, and the model must be surer, because a long ordinary text shares
 # more words with the crisis examples than a short one (docs/QUALITY.md).
