@@ -354,6 +354,20 @@ REPLIES = [
     ("Quiero volver a recibir los recordatorios", I.OPT_IN),
     ("Quiero hablar con una persona", I.HELP),
     ("Llego 5 minutos tarde", I.OTHER),
+    # Asking what a reply keyword means answers nothing (it would have confirmed the visit).
+    ('What does "reply C to confirm" mean, confirm what exactly?', I.HELP),
+    ("how do I reply to this to confirm? nothing happened", I.HELP),
+    ("Can you confirm what time my appointment is?", I.QUESTION),
+    ("Who sees these messages?", I.HELP),
+    # A cancellation that rules out a new date, or takes one visit off the schedule.
+    ("Cancel please. No new date needed.", I.CANCEL),
+    ("I need to cancel 12/11. Will not rebook at this time.", I.CANCEL),
+    ("Por favor cancelen la sesión del viernes. No queremos otra fecha por ahora.", I.CANCEL),
+    ("I won't make it Monday, please take me off the schedule for that one", I.CANCEL),
+    ("please take me off your texting list", I.OPT_OUT),
+    ("Por favor, dadme de baja de los mensajes", I.OPT_OUT),
+    ("Quiten este número de la lista, es de mi suegra", I.OPT_OUT),
+    ("sign me up for appointment texts", I.OPT_IN),
 ]
 
 
