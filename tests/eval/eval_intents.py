@@ -9,9 +9,9 @@ miss on the labelled set). Sources:
 - ``tests/eval/intents/blind.tsv``, ``blind2.tsv`` … ``blind69.tsv``: each written after the
   rules were revised on the sets before it and scored once; that first score (kept in
   docs/QUALITY.md) is the honest estimate. The rules were then revised on their misses, and
-  since session 7 the sets listed in ``build_retired_training.RETIRED`` (blind.tsv, blind2-53
-  since session 8) are also training examples of the lexical crisis screen and the intent
-  model: the scores printed here for them are training-set scores;
+  since session 7 the sets listed in ``build_retired_training.RETIRED`` (blind.tsv and
+  blind2-69 since session 8) are also training examples of the lexical crisis screen and the
+  intent model: the scores printed here for them are training-set scores;
 - ``../shared/external/mental_health_text/``: CounselChat questions (each is a clinical matter or
   a question: never a confirmation or an opt-out), Reddit C-SSRS users (clinician labels;
   Ideation/Behavior/Attempt are crisis ground truth) and the RMHD sample (r/SuicideWatch posts
