@@ -48,8 +48,8 @@ LONG_WORDS = 40
 # Recall first on long messages: set so that the system (rules + screen) finds the share of
 # r/SuicideWatch posts it found at the start of session 7 (0.842); the five non-mental-health
 # control subreddits of the RMHD sample pay for it (15.2 % -> 17.6 % called a crisis at the
-# last calibration, with blind2-69 retired). At their old rate the long posts would lose about two points of
-# recall (docs/QUALITY.md, sessions 7 and 8).
+# last calibration, with blind2-69 retired). At their old rate the long posts would lose about
+# two points of recall (docs/QUALITY.md, sessions 7 and 8).
 LONG_THRESHOLD = 0.74
 # Below the crisis threshold but still crisis-like: a short message the rules did not hand to
 # staff goes to them as a clinical concern (no crisis message, no urgent page), so a person
