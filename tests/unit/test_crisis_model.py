@@ -142,7 +142,34 @@ def test_shipped_model_leaves_ordinary_replies_and_look_alikes_alone() -> None:
         assert understand(text).intent is not Intent.CRISIS, text
 
 
-def test_it_never_lowers_a_crisis_and_is_off_with_the_screens() -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The gig is a total suicide mission—six sets in one night—so I'm cancelling Saturday's "
+        "session. I'll text when I'm human again",
+        "me voy a morir de la vergüenza pero se me cruzaron dos citas el mismo día, ¿podemos "
+        "mover la suya al lunes?",
+    ],
+)
+def test_a_rules_only_crisis_the_model_reads_as_ordinary_goes_to_staff_as_a_concern(
+    text: str,
+) -> None:
+    rules = understand(text, crisis_screen=False)
+    assert rules.intent is Intent.CRISIS
+    found = understand(text)
+    assert found.intent is Intent.CLINICAL_CONCERN  # a person still reads it; no urgent page
+    [veto] = [e for e in found.evidence if ":veto:p=" in e.rule]
+    assert float(veto.rule.rsplit("=", 1)[1]) < crisis_model.VETO_THRESHOLD
+    assert veto.matched == ""  # the model's evidence carries no patient words
+    assert any(e.intent is Intent.CRISIS for e in found.evidence)  # staff see what fired
+
+
+def test_the_veto_keeps_plain_crises() -> None:
+    for text in ("I want to die", "I took all my pills", "he has a knife", "me quiero matar"):
+        assert understand(text).intent is Intent.CRISIS, text
+
+
+def test_it_lowers_no_crisis_of_the_labelled_set_and_is_off_with_the_screens() -> None:
     for _intent, text in _labelled():
         found = understand(text)
         rules = understand(text, crisis_screen=False)

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from frontdesk.agent import crisis_screen, embeddings
+from frontdesk.agent import crisis_model, crisis_screen, embeddings
 from frontdesk.agent import understand as understanding
 from frontdesk.agent.crisis_screen import CrisisScreen, Exemplar, read_exemplars
 from frontdesk.agent.understand import understand
@@ -99,7 +99,9 @@ def test_read_exemplars_refuses_a_malformed_line() -> None:
         read_exemplars("crisis-001\tmaybe\ttrain.tsv:1\ttext\n")
 
 
-def test_without_the_extra_only_the_lexical_model_raises_what_the_rules_say() -> None:
+def test_without_the_extra_only_the_lexical_model_changes_what_the_rules_say() -> None:
+    """It raises to crisis, or to a concern, what the rules missed; and a rules-only crisis it
+    reads as plainly ordinary goes to staff as a concern (the veto), never anywhere else."""
     if embeddings.available():
         pytest.skip("the embeddings extra is installed here (the screen is tested below)")
     assert crisis_screen.load_screen() is None
@@ -111,7 +113,12 @@ def test_without_the_extra_only_the_lexical_model_raises_what_the_rules_say() ->
         found, rules = understand(text), understand(text, crisis_screen=False)
         if found != rules:
             raised += 1
-            assert rules.intent is not Intent.CRISIS, text
+            if rules.intent is Intent.CRISIS:
+                assert found.intent is Intent.CLINICAL_CONCERN, text
+                vetoes = [e.rule for e in found.evidence if ":veto:p=" in e.rule]
+                assert len(vetoes) == 1, text
+                assert float(vetoes[0].rsplit("=", 1)[1]) < crisis_model.VETO_THRESHOLD, text
+                continue
             rule = found.evidence[0].rule
             if found.intent is Intent.CRISIS:
                 assert rule.startswith("model:crisis-screen:p="), text

@@ -184,7 +184,25 @@ def understand(
         else:
             intent, confidence = Intent.OTHER, 0.5
             evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
-    if crisis_screen and intent is not Intent.CRISIS and normalized:
+    if (
+        crisis_screen
+        and intent is Intent.CRISIS
+        and normalized
+        and all(e.rule in _topic_rules() for e in evidence if e.intent is Intent.CRISIS)
+    ):
+        # Only topic-word lines ("suicide", "kill me", "overdose") called it a crisis: a message
+        # the crisis model reads as plainly ordinary ("the gig is a suicide mission, cancelling
+        # Saturday") goes to staff as a concern, not as an urgent crisis
+        # (crisis_model.VETO_THRESHOLD).
+        screened = safety.unmask(normalized)
+        screen = semantic.load_screen()
+        vetoed = crisis_model.model().vetoes(screened)
+        if vetoed is not None and (screen is None or screen.check(screened) is None):
+            intent, confidence = Intent.CLINICAL_CONCERN, _CONCERN_CONFIDENCE
+            evidence.insert(
+                0, Evidence(Intent.CLINICAL_CONCERN, f"{crisis_model.RULE}:veto:p={vetoed:.2f}")
+            )
+    elif crisis_screen and intent is not Intent.CRISIS and normalized:
         screened = safety.unmask(normalized)
         screen = semantic.load_screen()
         hit = screen.check(screened) if screen is not None else None
@@ -292,6 +310,16 @@ def _confidence(top: Evidence) -> float:
         return _CLINICAL_CONFIDENCE
     weak = top.rule.split(":")[0] in {name for name, _ in _WEAK}
     return _WEAK_CONFIDENCE if weak else _STRONG_CONFIDENCE
+
+
+@cache
+def _topic_rules() -> frozenset[str]:
+    return frozenset(
+        e.rule
+        for name in ("crisis_en", "crisis_es")
+        for e in lexicons.load(name).entries
+        if e.topic
+    )
 
 
 @cache

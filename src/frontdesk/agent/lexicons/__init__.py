@@ -5,8 +5,11 @@ accent-free words); ``#`` starts a comment line; a pattern starting with ``?`` i
 caller may discard it when the message also gives an ordinary reason (used for indirect crisis
 phrases such as "won't be around next week", which a holiday explains); a pattern starting with
 ``~`` only counts in a short message (``search(..., short=False)`` skips it: "leave me alone"
-is an opt-out as a reply, not inside a long story). Each entry is named ``<file>:<line>`` in
-the evidence a rule leaves.
+is an opt-out as a reply, not inside a long story); a pattern starting with ``!`` is a *topic
+word* (a crisis line that fires on "suicide", "kill me", "overdose", "gun"…): when only such
+lines call a message a crisis and the crisis model reads it as plainly ordinary, the caller may
+send it to staff as a concern instead (``crisis_model.VETO_THRESHOLD``). Each entry is named
+``<file>:<line>`` in the evidence a rule leaves.
 
 Speed: a lexicon first asks RE2 (``google-re2``), in one pass over the text for all its lines,
 which lines can match at all, and runs Python's ``re`` only on those, in file order, so results
@@ -45,6 +48,7 @@ class Entry:
     pattern: re.Pattern[str]
     soft: bool
     short_only: bool = False
+    topic: bool = False
 
 
 class Lexicon:
@@ -183,10 +187,11 @@ def load(name: str) -> Lexicon:
             continue
         soft = line.startswith("?")
         short_only = line.startswith("~")
-        pattern = line[1:] if soft or short_only else line
+        topic = line.startswith("!")
+        pattern = line[1:] if soft or short_only or topic else line
         try:
             compiled = re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"lexicon {name}.txt line {number}: {exc}") from exc
-        entries.append(Entry(f"{name}:{number}", compiled, soft, short_only))
+        entries.append(Entry(f"{name}:{number}", compiled, soft, short_only, topic))
     return Lexicon(name, entries)
