@@ -184,39 +184,8 @@ def understand(
         else:
             intent, confidence = Intent.OTHER, 0.5
             evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
-    if (
-        crisis_screen
-        and intent is Intent.CRISIS
-        and normalized
-        and all(e.rule in _topic_rules() for e in evidence if e.intent is Intent.CRISIS)
-    ):
-        # Only topic-word lines ("suicide", "kill me", "overdose") called it a crisis: a message
-        # the crisis model reads as plainly ordinary ("the gig is a suicide mission, cancelling
-        # Saturday") goes to staff as a concern, not as an urgent crisis
-        # (crisis_model.VETO_THRESHOLD).
-        screened = safety.unmask(normalized)
-        screen = semantic.load_screen()
-        vetoed = crisis_model.model().vetoes(screened)
-        if vetoed is not None and (screen is None or screen.check(screened) is None):
-            intent, confidence = Intent.CLINICAL_CONCERN, _CONCERN_CONFIDENCE
-            evidence.insert(
-                0, Evidence(Intent.CLINICAL_CONCERN, f"{crisis_model.RULE}:veto:p={vetoed:.2f}")
-            )
-    elif crisis_screen and intent is not Intent.CRISIS and normalized:
-        screened = safety.unmask(normalized)
-        screen = semantic.load_screen()
-        hit = screen.check(screened) if screen is not None else None
-        raised = hit.rule if hit is not None else None
-        if raised is None:
-            lexical = crisis_model.model().check(screened)
-            if lexical is not None and lexical.crisis:
-                raised = lexical.rule
-            elif lexical is not None and intent not in HANDOFF_INTENTS:
-                intent, confidence = Intent.CLINICAL_CONCERN, _CONCERN_CONFIDENCE
-                evidence.insert(0, Evidence(Intent.CLINICAL_CONCERN, lexical.rule))
-        if raised is not None:
-            intent, confidence = Intent.CRISIS, _SOFT_CRISIS_CONFIDENCE
-            evidence.insert(0, Evidence(Intent.CRISIS, raised))
+    if crisis_screen and normalized:
+        intent, confidence = _screens(normalized, intent, confidence, evidence)
     if asks_if_bot and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}:
         # "Is this a bot?" asks what this service is, as HELP does (the reply discloses the
         # assistant either way); every blind writer labelled it so.
@@ -238,6 +207,45 @@ def understand(
         asks_for_person=asks_for_person,
         asks_if_bot=asks_if_bot,
     )
+
+
+def _screens(
+    normalized: str, intent: Intent, confidence: float, evidence: list[Evidence]
+) -> tuple[Intent, float]:
+    """What the crisis screens make of the rules' decision (``evidence`` gains what they found).
+
+    They raise to crisis what reads like one, or, short of that, hand a short message to staff
+    as a concern. One crisis they lower: when only topic-word lines ("suicide", "kill me",
+    "overdose") called it one and the lexical model reads it as plainly ordinary ("the gig is a
+    suicide mission, cancelling Saturday"), it goes to staff as a concern, not as an urgent
+    crisis (``crisis_model.VETO_THRESHOLD``)."""
+    if intent is Intent.CRISIS:
+        if not all(e.rule in _crisis_rules("topic") for e in evidence if e.intent is intent):
+            return intent, confidence
+        screened = safety.unmask(normalized)
+        vetoed = crisis_model.model().vetoes(screened)
+        screen = semantic.load_screen()
+        if vetoed is None or (screen is not None and screen.check(screened) is not None):
+            return intent, confidence
+        evidence.insert(
+            0, Evidence(Intent.CLINICAL_CONCERN, f"{crisis_model.RULE}:veto:p={vetoed:.2f}")
+        )
+        return Intent.CLINICAL_CONCERN, _CONCERN_CONFIDENCE
+    screened = safety.unmask(normalized)
+    screen = semantic.load_screen()
+    hit = screen.check(screened) if screen is not None else None
+    raised = hit.rule if hit is not None else None
+    if raised is None:
+        lexical = crisis_model.model().check(screened)
+        if lexical is not None and lexical.crisis:
+            raised = lexical.rule
+        elif lexical is not None and intent not in HANDOFF_INTENTS:
+            evidence.insert(0, Evidence(Intent.CLINICAL_CONCERN, lexical.rule))
+            return Intent.CLINICAL_CONCERN, _CONCERN_CONFIDENCE
+    if raised is not None:
+        evidence.insert(0, Evidence(Intent.CRISIS, raised))
+        return Intent.CRISIS, _SOFT_CRISIS_CONFIDENCE
+    return intent, confidence
 
 
 def ready(crisis_screen: bool = True) -> None:
@@ -305,7 +313,7 @@ def _family(text: str, families: tuple[tuple[str, Intent], ...]) -> list[Evidenc
 
 def _confidence(top: Evidence) -> float:
     if top.intent is Intent.CRISIS:
-        return _SOFT_CRISIS_CONFIDENCE if top.rule in _soft_rules() else _CRISIS_CONFIDENCE
+        return _SOFT_CRISIS_CONFIDENCE if top.rule in _crisis_rules("soft") else _CRISIS_CONFIDENCE
     if top.intent is Intent.CLINICAL_CONCERN:
         return _CLINICAL_CONFIDENCE
     weak = top.rule.split(":")[0] in {name for name, _ in _WEAK}
@@ -313,19 +321,13 @@ def _confidence(top: Evidence) -> float:
 
 
 @cache
-def _topic_rules() -> frozenset[str]:
+def _crisis_rules(flag: str) -> frozenset[str]:
+    """The crisis lines marked ``soft`` (``?``) or ``topic`` (``!``) in the lexicons."""
     return frozenset(
         e.rule
         for name in ("crisis_en", "crisis_es")
         for e in lexicons.load(name).entries
-        if e.topic
-    )
-
-
-@cache
-def _soft_rules() -> frozenset[str]:
-    return frozenset(
-        e.rule for name in ("crisis_en", "crisis_es") for e in lexicons.load(name).entries if e.soft
+        if getattr(e, flag)
     )
 
 
