@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from frontdesk.adapters.db.models import Base
@@ -39,6 +39,20 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared/external is not beside this checkout)")
     return path
+
+
+def everything_stored(runtime: Runtime) -> str:
+    """Every plaintext value of every table, as text: what a leak of clinical words would show.
+
+    Sealed columns (``*_sealed``) are left out: they hold ciphertext, readable only with the
+    key, and their random base64 spells any three letters ("MRI") by chance now and then."""
+    chunks: list[str] = []
+    with runtime.transaction() as session:
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if not c.name.endswith("_sealed")]
+            for row in session.execute(select(*columns)):
+                chunks.extend(str(value) for value in row if value is not None)
+    return "\n".join(chunks)
 
 
 # --- PostgreSQL: one database per test session -------------------------------------------------

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from conftest import shared_file
-from frontdesk.adapters.db.models import Appointment, Base, IntakeRejection, Patient
+from conftest import everything_stored, shared_file
+from frontdesk.adapters.db.models import Appointment, IntakeRejection, Patient
 from frontdesk.adapters.importers.fhir_json import read_fhir
 from frontdesk.bootstrap import Runtime
 from frontdesk.domain.channels import Channel
@@ -61,16 +61,6 @@ def import_file(
 
 def counts(summary: ImportSummary) -> tuple[int, int, int, int]:
     return summary.created, summary.updated, summary.unchanged, summary.rejected
-
-
-def everything_stored(runtime: Runtime) -> str:
-    """Every value of every table, as text."""
-    chunks: list[str] = []
-    with runtime.transaction() as session:
-        for table in Base.metadata.sorted_tables:
-            for row in session.execute(select(table)):
-                chunks.extend(str(value) for value in row if value is not None)
-    return "\n".join(chunks)
 
 
 def stored_appointment(runtime: Runtime, external_id: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from conftest import shared_file
-from frontdesk.adapters.db.models import Appointment, Base, IntakeRejection, Patient
+from conftest import everything_stored, shared_file
+from frontdesk.adapters.db.models import Appointment, IntakeRejection, Patient
 from frontdesk.adapters.importers.ics_file import read_ics
 from frontdesk.bootstrap import Runtime
 from frontdesk.services.imports import ImportSummary, run_import
@@ -57,15 +57,6 @@ def stored(runtime: Runtime) -> dict[str, tuple[datetime, datetime, str]]:
 def count(runtime: Runtime, model: Any) -> int:
     with runtime.transaction() as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def everything_stored(runtime: Runtime) -> str:
-    chunks = []
-    with runtime.transaction() as session:
-        for table in Base.metadata.sorted_tables:
-            for row in session.execute(select(table)):
-                chunks.extend(str(value) for value in row if value is not None)
-    return "\n".join(chunks)
 
 
 def test_series_with_rdates_lands_once_and_reimports_unchanged(runtime: Runtime) -> None:
