@@ -393,6 +393,9 @@ def worker_main(
     conns = [runtime.engine.connect() for _ in range(options["concurrency"] + 1)]
     for conn in conns:
         conn.close()
+    sql_seconds: Counter[str] = Counter()
+    if options.get("sql_times") and index == 0:
+        watch_statements(runtime.engine, sql_seconds)
     ready.release()
     go.wait()
     profiler = None
@@ -425,10 +428,26 @@ def worker_main(
             "ended": ended,
             "rounds": rounds,
             "report": dict(totals),
+            "sql_seconds": {k: round(v, 3) for k, v in sql_seconds.most_common(12)},
             "cpu_seconds": (cpu_after.ru_utime - cpu_before.ru_utime)
             + (cpu_after.ru_stime - cpu_before.ru_stime),
         }
     )
+
+
+def watch_statements(engine: Any, seconds: Counter[str]) -> None:
+    """Wall time per statement kind (its first words): while the worker waits, the server
+    works, so this splits the backends' time by statement."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["fd_started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        key = " ".join(statement.split())[:70]
+        seconds[key] += time.perf_counter() - conn.info.pop("fd_started", time.perf_counter())
 
 
 class BackendCpu:
@@ -617,6 +636,11 @@ def run_case(
         **stats,
         "dispatch_reports": dict(total),
         "rounds": sum(len(r["rounds"]) for r in reports),
+        **(
+            {"sql_seconds_worker_0": reports_by_index[0]["sql_seconds"]}
+            if reports_by_index[0]["sql_seconds"]
+            else {}
+        ),
         # Seconds per dispatch_due() round of worker 0 (a full batch each but the last):
         # growth from first to last means a cost that rises with the rows already sent.
         "round_seconds_worker_0": {
@@ -886,6 +910,11 @@ def main() -> None:
         "(read with python -m pstats); slows that worker down",
     )
     parser.add_argument(
+        "--sql-times",
+        action="store_true",
+        help="time worker 0's statements by kind (reported per case as sql_seconds)",
+    )
+    parser.add_argument(
         "--history",
         type=int,
         help="earlier conversations + messages already in the database (default: as many as "
@@ -914,6 +943,7 @@ def main() -> None:
         "rate": args.rate,
         "max_unrecorded": args.max_unrecorded,
         "profile": args.profile,
+        "sql_times": args.sql_times,
     }
     out: dict[str, Any] = {
         "benchmark": "dispatch_burst",
