@@ -219,6 +219,9 @@ CRISIS = [
     "tengo una soga guardada en el garaje",
     "me quitaron el pasaporte y me obligan a trabajar",
     "el novio de mi hermana le pega a su niño",
+    "I'm done with all of it.",
+    "I have a plan and I'm going to do it this weekend",
+    "mi hermano se mató anoche y yo tampoco quiero seguir",
 ]
 
 
@@ -252,6 +255,10 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("they don't let me leave work early on fridays, anything at 6?", None),
     ("what's the late fee? don't want to die of shock when the bill comes", I.QUESTION),
     ("thanks for trying to find me a slot, see you thursday", None),
+    ("I'm done with all of it - the reminders, the surveys, the texts. Remove me.", I.OPT_OUT),
+    ("cancel friday please, the scan came back bad. I'll call when I have a plan", I.CANCEL),
+    # Bereavement by suicide, asked about: staff read it, no urgent page (topic line + veto).
+    ("¿tienen grupos para familias? mi tío se mató hace dos años y mi tía quiere ir", None),
 ]
 
 
