@@ -222,6 +222,16 @@ CRISIS = [
     "I'm done with all of it.",
     "I have a plan and I'm going to do it this weekend",
     "mi hermano se mató anoche y yo tampoco quiero seguir",
+    # Danger to life that is medical: the crisis message names 911.
+    "my baby is turning blue and not breathing right",
+    "soaking through a pad every hour since the birth and I feel faint",
+    "chest pain and my left arm is numb, should I still come in?",
+    "mi hijo no respira bien, está morado",
+    "sangrado abundante después del parto, estoy sola",
+    "been thinking about dying a lot lately",
+    "burned my arm with a lighter on purpose last night",
+    "last text from me. please look after my dog",
+    "I will not bother anyone much longer",
 ]
 
 
@@ -259,6 +269,12 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("cancel friday please, the scan came back bad. I'll call when I have a plan", I.CANCEL),
     # Bereavement by suicide, asked about: staff read it, no urgent page (topic line + veto).
     ("¿tienen grupos para familias? mi tío se mató hace dos años y mi tía quiere ir", None),
+    ("see you at 4, we have rifle drill right before so I'll be in uniform", None),
+    ("feeling really low since the move, no thoughts of hurting anyone. can Dr. Lee call?", None),
+    ("that's my last text for today, see you tomorrow!", None),
+    ("her seizure med makes her so sleepy, can we talk about it monday?", None),
+    ("me voy a matar estudiando este finde, nos vemos el lunes", None),
+    ("the potholes on your street almost killed my car lol, see you thursday", None),
 ]
 
 
@@ -375,6 +391,7 @@ REPLIES = [
     ("Por favor, dadme de baja de los mensajes", I.OPT_OUT),
     ("Quiten este número de la lista, es de mi suegra", I.OPT_OUT),
     ("sign me up for appointment texts", I.OPT_IN),
+    ("unsub pls, these buzz during my shift", I.OPT_OUT),
 ]
 
 
