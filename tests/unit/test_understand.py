@@ -275,6 +275,7 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("her seizure med makes her so sleepy, can we talk about it monday?", None),
     ("me voy a matar estudiando este finde, nos vemos el lunes", None),
     ("the potholes on your street almost killed my car lol, see you thursday", None),
+    ("dont send me texts before 9am", None),
 ]
 
 
@@ -392,6 +393,15 @@ REPLIES = [
     ("Quiten este número de la lista, es de mi suegra", I.OPT_OUT),
     ("sign me up for appointment texts", I.OPT_IN),
     ("unsub pls, these buzz during my shift", I.OPT_OUT),
+    ("please don't send me any more reminders", I.OPT_OUT),
+    ("yes please text me the reminders", I.OPT_IN),
+    ("new number, please send the reminders to this one", I.OPT_IN),
+    ("i turned the texts off last year but i want them back", I.OPT_IN),
+    ("quiero que me manden los recordatorios", I.OPT_IN),
+    ("I saw the reminder. Yes that is fine.", I.CONFIRM),
+    ("ok sounds good", I.CONFIRM),
+    # An acknowledgement word deep in a message confirms nothing.
+    ("hope you all have a good break", I.OTHER),
 ]
 
 

@@ -55,8 +55,10 @@ _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 # The intent model never raises a crisis by itself (on everyday SMS its crisis guesses were
 # mostly wrong, docs/QUALITY.md): a confident crisis or clinical guess hands the message to
 # staff as a clinical concern, a less confident one is "other" (a person still reads it).
-# Crises past the rules are the crisis screens' job (step 6).
-_SAFETY_FLOOR = 0.8
+# Crises past the rules are the crisis screens' job (step 6). 0.8 until session 9; at 0.65 the
+# blind sets gain 54 right answers (blind94-101, unseen by the model: 7) for 1.1 points more
+# everyday SMS handed to staff as concerns (9.6 % -> 10.7 %); at 0.4 that share doubles.
+_SAFETY_FLOOR = 0.65
 _KEYWORD_CONFIDENCE = 0.99
 _CRISIS_CONFIDENCE = 0.95
 _SOFT_CRISIS_CONFIDENCE = 0.75
@@ -166,9 +168,12 @@ def understand(
         evidence = [Evidence(intent, "long message; no rule")]
     else:
         # The model reads the message with benign idioms hidden, as the safety rules do.
-        guess = model().predict(safety.unmask(normalized)) if normalized else None
+        read = safety.unmask(normalized) if normalized else ""
+        guess = model().predict(read) if read else None
         if guess is not None and guess.intent in HANDOFF_INTENTS:
-            if guess.confidence >= _SAFETY_FLOOR:
+            # One word left once the idioms are hidden ("me corté el dedo cocinando" ->
+            # "cocinando") says nothing clinical, however the model scores it.
+            if guess.confidence >= _SAFETY_FLOOR and len(set(read.split()) - {"_", "."}) > 1:
                 intent, confidence = Intent.CLINICAL_CONCERN, round(guess.confidence, 3)
                 evidence = [Evidence(intent, f"model:naive_bayes:{guess.intent}")]
             else:
