@@ -232,6 +232,13 @@ CRISIS = [
     "burned my arm with a lighter on purpose last night",
     "last text from me. please look after my dog",
     "I will not bother anyone much longer",
+    "the carer hits me when nobody is here",
+    "he said he will bury me in the backyard if I leave",
+    "the coach told him to keep it a secret",
+    "whats the ld50 of tylenol",
+    "lol what happens with my appt if im dead. asking for me",
+    "si me regresan a la cárcel me mato",
+    "mi hijo se tomó el líquido de fumigar",
 ]
 
 
@@ -276,6 +283,12 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("me voy a matar estudiando este finde, nos vemos el lunes", None),
     ("the potholes on your street almost killed my car lol, see you thursday", None),
     ("dont send me texts before 9am", None),
+    ("we are going to bury my grandmother friday so I need to cancel", I.CANCEL),
+    ("my econ final is gonna end me lol, cancel friday", I.CANCEL),
+    ("got choked out three times at bjj tonight, loved it. see you thursday", None),
+    ("cancel thursday, I'll be in the tree stand with my rifle for opening day", I.CANCEL),
+    ("después de la maratón voy a estar muerto, ¿me pasan al martes?", None),
+    ("si no llego es que mi jefa me mató jajaja", None),
 ]
 
 
