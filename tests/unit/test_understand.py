@@ -415,6 +415,16 @@ REPLIES = [
     ("ok sounds good", I.CONFIRM),
     # An acknowledgement word deep in a message confirms nothing.
     ("hope you all have a good break", I.OTHER),
+    ("cars in the shop, can we move today to tmrw?", I.RESCHEDULE),
+    ("could my son's appointment be switched to after school?", I.RESCHEDULE),
+    ("any evening slots? i start a new job monday", I.RESCHEDULE),
+    ("puedo ir el viernes en vez del miércoles?", I.RESCHEDULE),
+    ("the sertraline is making me shaky all day, is this normal?", I.CLINICAL_CONCERN),
+    ("mi mamá está muy decaída desde que murió mi papá, ¿la podría ver la psicóloga?", I.CLINICAL_CONCERN),
+    ("Cancelo la cita de esta tarde, me quedé sin niñera.", I.CANCEL),
+    # Texted us by mistake: not a request to stop our texts.
+    ("sorry wrong number, meant to text my sister", I.OTHER),
+    ("you have the wrong number", I.OPT_OUT),
 ]
 
 
