@@ -239,6 +239,13 @@ CRISIS = [
     "lol what happens with my appt if im dead. asking for me",
     "si me regresan a la cárcel me mato",
     "mi hijo se tomó el líquido de fumigar",
+    "i keep wanting to drive the truck into the river when it floods",
+    "he shoved my son into the wall last night",
+    "been stocking up my sleeping pills for a while now",
+    "someone slipped something in my drink and i cant feel my legs",
+    "my resting heart rate is 38 and I'm freezing all the time",
+    "I fell two days ago and can't get up, crawled to the phone",
+    "no sé si voy a llegar hasta el martes",
 ]
 
 
@@ -289,6 +296,9 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("cancel thursday, I'll be in the tree stand with my rifle for opening day", I.CANCEL),
     ("después de la maratón voy a estar muerto, ¿me pasan al martes?", None),
     ("si no llego es que mi jefa me mató jajaja", None),
+    ("stop the texts pls, they come when I'm dead asleep after my shift", I.OPT_OUT),
+    ("my pulse hit 160 on the bike, great workout", None),
+    ("la depresión regresó, no me paro de la cama. nada de hacerme daño, nomás quiero ayuda", None),
 ]
 
 
