@@ -430,7 +430,7 @@ REPLIES = [
     ("any evening slots? i start a new job monday", I.RESCHEDULE),
     ("puedo ir el viernes en vez del miércoles?", I.RESCHEDULE),
     ("the sertraline is making me shaky all day, is this normal?", I.CLINICAL_CONCERN),
-    ("mi mamá está muy decaída desde que murió mi papá, ¿la podría ver la psicóloga?", I.CLINICAL_CONCERN),
+    ("mi mamá está muy decaída desde que murió mi papá, ¿la podría ver?", I.CLINICAL_CONCERN),
     ("Cancelo la cita de esta tarde, me quedé sin niñera.", I.CANCEL),
     # Texted us by mistake: not a request to stop our texts.
     ("sorry wrong number, meant to text my sister", I.OTHER),
