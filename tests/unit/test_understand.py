@@ -246,6 +246,13 @@ CRISIS = [
     "my resting heart rate is 38 and I'm freezing all the time",
     "I fell two days ago and can't get up, crawled to the phone",
     "no sé si voy a llegar hasta el martes",
+    "no need call me back anymore. i finish with everything",
+    "found his goodbye list, who gets his guitar and his games",
+    "she mixed wine with her xanax again and is barely awake",
+    "mi hijo intentó colgarse anoche",
+    "si no pagamos nos matan, dijeron",
+    "esta es mi despedida, gracias por todo doctor",
+    "me he tomado una caja entera de orfidal",
 ]
 
 
@@ -298,6 +305,9 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("si no llego es que mi jefa me mató jajaja", None),
     ("stop the texts pls, they come when I'm dead asleep after my shift", I.OPT_OUT),
     ("my pulse hit 160 on the bike, great workout", None),
+    ("my dog looks like he could kill someone but he's a sweetheart, can I bring him?", None),
+    ("no self harm that I know of, just withdrawn. could Dr Kim call?", None),
+    ("talleres los mató 3 a 0 jaja", None),
     ("la depresión regresó, no me paro de la cama. nada de hacerme daño, nomás quiero ayuda", None),
 ]
 
