@@ -445,6 +445,16 @@ REPLIES = [
     # Texted us by mistake: not a request to stop our texts.
     ("sorry wrong number, meant to text my sister", I.OTHER),
     ("you have the wrong number", I.OPT_OUT),
+    ("please stop the reminder texts", I.OPT_OUT),
+    ("no me enviéis más mensajes a este número", I.OPT_OUT),
+    ("quiero dejar de recibir los recordatorios", I.OPT_OUT),
+    ("can i get text reminders?", I.OPT_IN),
+    ("text me instead of calling, I can't pick up at work", I.OPT_IN),
+    ("how do these texts work?", I.HELP),
+    ("¿esto es una máquina o una persona?", I.HELP),
+    ("gotta move mine, jury duty. anything the week after?", I.RESCHEDULE),
+    ("cant do today but how about thursday", I.RESCHEDULE),
+    ("I won't be at the appointment on the 14th, sorry", I.CANCEL),
 ]
 
 
