@@ -253,6 +253,14 @@ CRISIS = [
     "si no pagamos nos matan, dijeron",
     "esta es mi despedida, gracias por todo doctor",
     "me he tomado una caja entera de orfidal",
+    "dont book me for next month. there won't be a next month",
+    "drank a bottle of wine on top of my lithium, I'm in the ER",
+    "he turned on all the gas burners and I found him asleep in the kitchen",
+    "my husband wandered off in the night and we still haven't found him",
+    "driving out to the range alone w my rifle and not planning on driving back",
+    "been researching painless ways all night",
+    "ya dejé todo organizado, las claves, el testamento, la carta. gracias por todo",
+    "el tipo de tinder me ha seguido hasta el portal y sabe dónde vivo",
 ]
 
 
@@ -308,6 +316,10 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("my dog looks like he could kill someone but he's a sweetheart, can I bring him?", None),
     ("no self harm that I know of, just withdrawn. could Dr Kim call?", None),
     ("talleres los mató 3 a 0 jaja", None),
+    ("can't make it tmrw, new job won't let me leave early", I.CANCEL),
+    ("my cat tried to kill me on the stairs again lol, have a good day", None),
+    ("el niño se dio una sobredosis de azúcar jaja", None),
+    ("tengo formación temprano y no me dejan salir, ¿tienes algo en la tarde?", None),
     ("la depresión regresó, no me paro de la cama. nada de hacerme daño, nomás quiero ayuda", None),
 ]
 
@@ -455,6 +467,13 @@ REPLIES = [
     ("gotta move mine, jury duty. anything the week after?", I.RESCHEDULE),
     ("cant do today but how about thursday", I.RESCHEDULE),
     ("I won't be at the appointment on the 14th, sorry", I.CANCEL),
+    ("basta de recordatorios, gracias", I.OPT_OUT),
+    ("Why am I getting these messages? I don't recognize the number.", I.HELP),
+    ("Any chance of changing Tues to Thurs?", I.RESCHEDULE),
+    ("Please cancel, I'll call to rebook later", I.CANCEL),
+    ("I'd like email and text reminders for all my appointments", I.OPT_IN),
+    # A stranger who got our text: stop texting that number, however politely it is said.
+    ("sorry, wrong number I think? I don't know any Dr. Alvarez", I.OPT_OUT),
 ]
 
 
