@@ -49,11 +49,12 @@ THRESHOLD = 0.523
 LONG_WORDS = 40
 # Recall first on long messages: set so that the system (rules + screen) finds the share of
 # r/SuicideWatch posts it found at the start of session 7 (0.842); the five non-mental-health
-# control subreddits of the RMHD sample pay for it (15.2 % called a crisis then; 17.6 % at the
-# start of session 8, back to 15.2 % at the last calibration, with blind2-133 retired and
-# r/SuicideWatch at 0.846). At their old rate the long posts would lose about two points of
-# recall (docs/QUALITY.md, sessions 7 to 9).
-LONG_THRESHOLD = 0.770
+# control subreddits of the RMHD sample pay for it (15.2 % called a crisis then, 17.6 % at the
+# start of session 8). Since session 9 it must also keep the C-SSRS users with ideation or worse
+# that are flagged: with blind2-133 retired, 0.77 still held r/SuicideWatch (0.846) but flagged
+# 271 of those 293 users; 0.75 flags 274 (r/SuicideWatch 0.850, controls 15.5 %). At their old
+# rate the long posts would lose about two points of recall (docs/QUALITY.md, sessions 7-9).
+LONG_THRESHOLD = 0.750
 # Below the crisis threshold but still crisis-like: a short message the rules did not hand to
 # staff goes to them as a clinical concern (no crisis message, no urgent page), so a person
 # reads it instead of the agent answering it ("when unsure, escalate"). Set so that the band
