@@ -261,6 +261,8 @@ CRISIS = [
     "been researching painless ways all night",
     "ya dejé todo organizado, las claves, el testamento, la carta. gracias por todo",
     "el tipo de tinder me ha seguido hasta el portal y sabe dónde vivo",
+    # Unsure of attending is never a confirmation, and the veiled kind is still a crisis.
+    "idk if i'll still be around by next week honestly",
 ]
 
 
@@ -474,6 +476,13 @@ REPLIES = [
     ("I'd like email and text reminders for all my appointments", I.OPT_IN),
     # A stranger who got our text: stop texting that number, however politely it is said.
     ("sorry, wrong number I think? I don't know any Dr. Alvarez", I.OPT_OUT),
+    # A reply that only hedges is read by a person, not paged as a crisis (the screen read
+    # "idk" as one) and not taken as a confirmation ("not sure" held "sure").
+    ("idk", I.OTHER),
+    ("not sure yet", I.OTHER),
+    ("i dont know", I.OTHER),
+    ("no sé", I.OTHER),
+    ("idk yet, will let u know", I.OTHER),
 ]
 
 
@@ -643,3 +652,16 @@ def test_harness_scoring_arithmetic() -> None:
     assert report.false_crisis_benign == 0.5
     precision, recall, _, support = report.per_intent[I.CRISIS]
     assert (precision, recall, support) == (0.5, 0.5, 2)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "idk if i can make it",
+        "not sure if I can come thursday",
+        "no sé si pueda ir el martes",
+        "not sure I can make it, car's in the shop",
+    ],
+)
+def test_unsure_attendance_is_never_a_confirmation(text: str) -> None:
+    assert understand(text).intent is not I.CONFIRM

@@ -293,6 +293,7 @@ def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:
     text = lexicons.load("howto").mask(normalized, " _howto_ ")
     text = lexicons.load("policy").mask(text, " _policy_ ")
     text = lexicons.load("negation").mask(text, " _keep_ ")
+    text = lexicons.load("unsure").mask(text, " _unsure_ ")
     # "Cancel please, no new date needed": the rebooking words are ruled out, not asked for.
     text = lexicons.load("no_rebook").mask(text, " _norebook_ ")
     strong = _family(text, _STRONG_LONG if long else _STRONG)
