@@ -263,6 +263,13 @@ CRISIS = [
     "el tipo de tinder me ha seguido hasta el portal y sabe dónde vivo",
     # Unsure of attending is never a confirmation, and the veiled kind is still a crisis.
     "idk if i'll still be around by next week honestly",
+    "30 years on the job. seen enough. ready to check out",
+    "tired. real tired. not the sleep kind",
+    "took the whole week's worth of my heart pills at once",
+    "38 weeks and the baby hasn't moved all day, seeing spots",
+    "NO ENCUENTRO RAZÓN PA SEGUIR",
+    "one of the staff hits the kids when no one's around",
+    "they found my new address, there's a car outside",
 ]
 
 
@@ -321,6 +328,9 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("can't make it tmrw, new job won't let me leave early", I.CANCEL),
     ("my cat tried to kill me on the stairs again lol, have a good day", None),
     ("el niño se dio una sobredosis de azúcar jaja", None),
+    ("hiking Teide nearly killed me, 8 hrs up and down, but what a view", None),
+    ("passed my security guard license test! no gun, just a flashlight lol", None),
+    ("a customer threw her receipt at me today, cried in the stockroom after. im ok", None),
     ("tengo formación temprano y no me dejan salir, ¿tienes algo en la tarde?", None),
     ("la depresión regresó, no me paro de la cama. nada de hacerme daño, nomás quiero ayuda", None),
 ]
