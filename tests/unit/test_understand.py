@@ -493,6 +493,12 @@ REPLIES = [
     ("i dont know", I.OTHER),
     ("no sé", I.OTHER),
     ("idk yet, will let u know", I.OTHER),
+    ("please turn the reminder texts back on", I.OPT_IN),
+    ("pls send text reminders again, i cant hear the phone calls", I.OPT_IN),
+    ("new number. put the texts on this one", I.OPT_IN),
+    ("vuelva a mandarme los avisos de las citas por favor", I.OPT_IN),
+    ("am I writing to a human being or an automated system?", I.HELP),
+    ("how did you get this number?", I.HELP),
 ]
 
 
