@@ -270,6 +270,12 @@ CRISIS = [
     "NO ENCUENTRO RAZÓN PA SEGUIR",
     "one of the staff hits the kids when no one's around",
     "they found my new address, there's a car outside",
+    "I wanted to write while I still can. Please do not blame yourself.",
+    "the home aide slapped me this morning when I spilled my tea",
+    "el coach me toca cuando estamos solos en la oficina",
+    "was 90 days sober, used again tonight, way too much. feel like im fading",
+    "the 3am plan keeps getting more detailed. that scares me",
+    "los de la colonia dicen que si me ven me matan",
 ]
 
 
@@ -331,6 +337,9 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("hiking Teide nearly killed me, 8 hrs up and down, but what a view", None),
     ("passed my security guard license test! no gun, just a flashlight lol", None),
     ("a customer threw her receipt at me today, cried in the stockroom after. im ok", None),
+    ("my son beat me at mario kart, absolutely murdered me. good day", None),
+    ("do you have evening hours? residents don't exist before 8pm", None),
+    ("mañana no llego, el jefe me tiene muerto con tanto trabajo y me toca cerrar", None),
     ("tengo formación temprano y no me dejan salir, ¿tienes algo en la tarde?", None),
     ("la depresión regresó, no me paro de la cama. nada de hacerme daño, nomás quiero ayuda", None),
 ]
