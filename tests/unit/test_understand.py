@@ -276,6 +276,11 @@ CRISIS = [
     "was 90 days sober, used again tonight, way too much. feel like im fading",
     "the 3am plan keeps getting more detailed. that scares me",
     "los de la colonia dicen que si me ven me matan",
+    "my friend call me crying and say tonight he hang himself with the sheet",
+    "they send me photo of my house here. they say they coming",
+    "i keep having this thought of leaving the gas on when i leave mom's",
+    "i've arranged everything for mom's care after i'm gone",
+    "found my 6 yr old playing with my husband's loaded pistol again",
 ]
 
 
@@ -338,6 +343,8 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("passed my security guard license test! no gun, just a flashlight lol", None),
     ("a customer threw her receipt at me today, cried in the stockroom after. im ok", None),
     ("my son beat me at mario kart, absolutely murdered me. good day", None),
+    ("5 or 6 beers a night after shifts. not in danger but i want help cutting back", None),
+    ("cancel tmrw, shooting the new safety video and they won't let me out of it", None),
     ("do you have evening hours? residents don't exist before 8pm", None),
     ("mañana no llego, el jefe me tiene muerto con tanto trabajo y me toca cerrar", None),
     ("tengo formación temprano y no me dejan salir, ¿tienes algo en la tarde?", None),
