@@ -204,8 +204,12 @@ def test_a_healthy_endpoint_gets_every_event_once_signed_and_in_order(
             published[appointment].append(publish(runtime, kind, appointment))
     loose = publish(runtime, "conversation.handoff", None, conversation={"id": 5})
     clock = Clock()
-    # Two workers at once: on PostgreSQL they share the table through SKIP LOCKED.
-    workers = [deliverer(runtime, clock, f"w{n}") for n in range(2)]
+    # Two workers at once: on PostgreSQL they share the table through SKIP LOCKED. A generous
+    # timeout: this test is about exactly-once and order, and a healthy receiver that answers
+    # late because the test process is busy must not turn into a retry scheduled after the
+    # drain. CI failed once with 2 of 10 events missing; 0.5 s timeouts are the likely cause
+    # (not reproduced in 20 runs alone or beside CPU hogs).
+    workers = [deliverer(runtime, clock, f"w{n}", timeout=10.0) for n in range(2)]
     threads = [threading.Thread(target=drain, args=(w,)) for w in workers]
     for thread in threads:
         thread.start()
