@@ -158,6 +158,9 @@ def understand(
 
     words = normalized.split()
     long = len(words) > LONG_WORDS
+    # What the intent model and the crisis screens read: the message with benign idioms hidden,
+    # as the safety rules read it.
+    screened = safety.unmask(normalized) if normalized else ""
     evidence = _rules(normalized, long=long)
     if evidence:
         top = min(evidence, key=lambda e: rank(e.intent))
@@ -167,13 +170,11 @@ def understand(
         confidence = _WEAK_CONFIDENCE
         evidence = [Evidence(intent, "long message; no rule")]
     else:
-        # The model reads the message with benign idioms hidden, as the safety rules do.
-        read = safety.unmask(normalized) if normalized else ""
-        guess = model().predict(read) if read else None
+        guess = model().predict(screened) if screened else None
         if guess is not None and guess.intent in HANDOFF_INTENTS:
             # One word left once the idioms are hidden ("me corté el dedo cocinando" ->
             # "cocinando") says nothing clinical, however the model scores it.
-            if guess.confidence >= _SAFETY_FLOOR and len(set(read.split()) - {"_", "."}) > 1:
+            if guess.confidence >= _SAFETY_FLOOR and len(set(screened.split()) - {"_", "."}) > 1:
                 intent, confidence = Intent.CLINICAL_CONCERN, round(guess.confidence, 3)
                 evidence = [Evidence(intent, f"model:naive_bayes:{guess.intent}")]
             else:
@@ -189,8 +190,8 @@ def understand(
         else:
             intent, confidence = Intent.OTHER, 0.5
             evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
-    if crisis_screen and normalized:
-        intent, confidence = _screens(normalized, intent, confidence, evidence)
+    if crisis_screen and screened:
+        intent, confidence = _screens(screened, intent, confidence, evidence)
     if asks_if_bot and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}:
         # "Is this a bot?" asks what this service is, as HELP does (the reply discloses the
         # assistant either way); every blind writer labelled it so.
@@ -215,29 +216,27 @@ def understand(
 
 
 def _screens(
-    normalized: str, intent: Intent, confidence: float, evidence: list[Evidence]
+    screened: str, intent: Intent, confidence: float, evidence: list[Evidence]
 ) -> tuple[Intent, float]:
-    """What the crisis screens make of the rules' decision (``evidence`` gains what they found).
+    """What the crisis screens make of the rules' decision (``evidence`` gains what they found)
+    on the ``screened`` message (benign idioms hidden).
 
     They raise to crisis what reads like one, or, short of that, hand a short message to staff
     as a concern. One crisis they lower: when only topic-word lines ("suicide", "kill me",
     "overdose") called it one and the lexical model reads it as plainly ordinary ("the gig is a
     suicide mission, cancelling Saturday"), it goes to staff as a concern, not as an urgent
     crisis (``crisis_model.VETO_THRESHOLD``)."""
+    screen = semantic.load_screen()
     if intent is Intent.CRISIS:
         if not all(e.rule in _crisis_rules("topic") for e in evidence if e.intent is intent):
             return intent, confidence
-        screened = safety.unmask(normalized)
         vetoed = crisis_model.model().vetoes(screened)
-        screen = semantic.load_screen()
         if vetoed is None or (screen is not None and screen.check(screened) is not None):
             return intent, confidence
         evidence.insert(
             0, Evidence(Intent.CLINICAL_CONCERN, f"{crisis_model.RULE}:veto:p={vetoed:.2f}")
         )
         return Intent.CLINICAL_CONCERN, _CONCERN_CONFIDENCE
-    screened = safety.unmask(normalized)
-    screen = semantic.load_screen()
     hit = screen.check(screened) if screen is not None else None
     raised = hit.rule if hit is not None else None
     if raised is None:
