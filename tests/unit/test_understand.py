@@ -281,6 +281,13 @@ CRISIS = [
     "i keep having this thought of leaving the gas on when i leave mom's",
     "i've arranged everything for mom's care after i'm gone",
     "found my 6 yr old playing with my husband's loaded pistol again",
+    "the rifle is loaded and in the cab. not for deer this time",
+    "keep thinking the pond behind the barn is deep enough",
+    "she drank bleach from under the sink after they fought",
+    "they had to pump his stomach last night",
+    "im gonan do somethig stupid tonight",
+    "no tengo ganas de seguir.",
+    "no voy a pasar otro año sin ella",
 ]
 
 
@@ -329,6 +336,7 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("my econ final is gonna end me lol, cancel friday", I.CANCEL),
     ("got choked out three times at bjj tonight, loved it. see you thursday", None),
     ("cancel thursday, I'll be in the tree stand with my rifle for opening day", I.CANCEL),
+    ("got the rifle sighted in for deer, see you tues", None),
     ("después de la maratón voy a estar muerto, ¿me pasan al martes?", None),
     ("si no llego es que mi jefa me mató jajaja", None),
     ("stop the texts pls, they come when I'm dead asleep after my shift", I.OPT_OUT),
