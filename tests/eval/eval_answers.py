@@ -36,7 +36,7 @@ SPLITS = (
     "dev2",
     "test",
     "test2",
-    *(f"test{n}" for n in range(3, 13)),
+    *(f"test{n}" for n in range(3, 15)),
 )
 
 

@@ -510,6 +510,16 @@ REPLIES = [
     ("I'd like email and text reminders for all my appointments", I.OPT_IN),
     # A stranger who got our text: stop texting that number, however politely it is said.
     ("sorry, wrong number I think? I don't know any Dr. Alvarez", I.OPT_OUT),
+    # A place or a ride is not an opt-out: "stop" closing "the bus stop", "drop me off".
+    ("see you tues, i'll come straight from the bus stop", I.CONFIRM),
+    ("can my daughter drop me off at the door? i use a cane", I.QUESTION),
+    ("have to cancel, please take me off friday morning", I.CANCEL),
+    ("my father passed, please remove his number from the text list", I.OPT_OUT),
+    ("please add me to the text reminders", I.OPT_IN),
+    ("i'd rather get texts instead of phone calls", I.OPT_IN),
+    ("cancel thursday please, no need to find another time", I.CANCEL),
+    # A parent who will not wake a sleeping baby is not a baby that will not wake.
+    ("cancelling today, the baby just fell asleep and i'm not waking him", I.CANCEL),
     # A reply that only hedges is read by a person, not paged as a crisis (the screen read
     # "idk" as one) and not taken as a confirmation ("not sure" held "sure").
     ("idk", I.OTHER),
