@@ -15,7 +15,7 @@ held out until its first score, then used for development, and so were ``test4``
 (other writers, the same day); ``test8`` (another writer, the same day) is held out and only
 reported; ``test9`` and ``test10`` (two more writers, 2026-12-07, session 7) were held out
 until their first score, then used for development; so were ``test11`` and ``test12`` (two more
-writers, session 8).
+writers, session 8) and ``test13`` and ``test14`` (two more writers, session 10).
 """
 
 from __future__ import annotations

@@ -288,6 +288,7 @@ CRISIS = [
     "im gonan do somethig stupid tonight",
     "no tengo ganas de seguir.",
     "no voy a pasar otro año sin ella",
+    "filled the same script at 3 different pharmacies this week",
 ]
 
 
@@ -520,6 +521,12 @@ REPLIES = [
     ("cancel thursday please, no need to find another time", I.CANCEL),
     # A parent who will not wake a sleeping baby is not a baby that will not wake.
     ("cancelling today, the baby just fell asleep and i'm not waking him", I.CANCEL),
+    # A gig and a prescription that saves a second trip are not crises.
+    ("mañana no creo que llegue, me salió una chamba. ¿cuánto cobran si cancelo?", I.QUESTION),
+    (
+        "can the doctor write the prescription so i don't have to go to two different places?",
+        I.CLINICAL_CONCERN,
+    ),
     # A reply that only hedges is read by a person, not paged as a crisis (the screen read
     # "idk" as one) and not taken as a confirmation ("not sure" held "sure").
     ("idk", I.OTHER),
