@@ -521,6 +521,11 @@ REPLIES = [
     ("cancel thursday please, no need to find another time", I.CANCEL),
     # A parent who will not wake a sleeping baby is not a baby that will not wake.
     ("cancelling today, the baby just fell asleep and i'm not waking him", I.CANCEL),
+    # A greeting alone, or "there in 5", asks nothing (the model had read "buenas tardes" as a
+    # time to move to).
+    ("hola, buenas tardes", I.OTHER),
+    ("hi, good morning", I.OTHER),
+    ("llego en 5", I.OTHER),
     # A gig and a prescription that saves a second trip are not crises.
     ("mañana no creo que llegue, me salió una chamba. ¿cuánto cobran si cancelo?", I.QUESTION),
     (
