@@ -289,6 +289,13 @@ CRISIS = [
     "no tengo ganas de seguir.",
     "no voy a pasar otro año sin ella",
     "filled the same script at 3 different pharmacies this week",
+    "gave away everything i own. only thing i kept is the glock",
+    "the unalive thoughts are back",
+    "if this is my life from now on i'd rather not have one",
+    "thinking of skipping dialysis and letting it take me",
+    "my brother drank chlorine, we are at the ER",
+    "why pay you guys, i'll be dead before the next bill anyway",
+    "a veces pienso en estrellarme con el carro en la autopista",
 ]
 
 
@@ -338,6 +345,13 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("got choked out three times at bjj tonight, loved it. see you thursday", None),
     ("cancel thursday, I'll be in the tree stand with my rifle for opening day", I.CANCEL),
     ("got the rifle sighted in for deer, see you tues", None),
+    ("cancel friday, the surgeon is cutting on my knee that morning", None),
+    ("this lecture is so boring i'm gonna die lol", None),
+    ("my coach said if i miss practice he'll kill me haha", None),
+    ("that bot nearly killed me with how slow it was", None),
+    ("no estoy pensando en hacerme daño, pero la depresión no me deja salir de la cama", None),
+    ("las pastillas me van a matar de lo caras que están jaja", None),
+    ("¿reciben referidos de víctimas de violencia doméstica?", None),
     ("después de la maratón voy a estar muerto, ¿me pasan al martes?", None),
     ("si no llego es que mi jefa me mató jajaja", None),
     ("stop the texts pls, they come when I'm dead asleep after my shift", I.OPT_OUT),
@@ -526,6 +540,22 @@ REPLIES = [
     ("hola, buenas tardes", I.OTHER),
     ("hi, good morning", I.OTHER),
     ("llego en 5", I.OTHER),
+    # blind164-171 (session 10): the opt-out line missed "do not send more messages"; opt-ins in
+    # other words; "almost cancelled", a hotel, a health plan or a letter are no confirmation.
+    ("please don't send any more texts to this number", I.OPT_OUT),
+    (
+        "turned the texts off by accident and stopped the reminders by accident, want them back",
+        I.OPT_IN,
+    ),
+    ("i nearly cancelled but i'm coming, see you monday", I.CONFIRM),
+    ("i would like to modify my appointment to a friday", I.RESCHEDULE),
+    ("what is the video link? i'll be in a hotel that night", I.QUESTION),
+    ("do you take aetna? i'm still on my wife's plan", I.QUESTION),
+    ("could you write a letter confirming i have been attending?", I.QUESTION),
+    ("please send the reminder texts to me too, i'm his dad", I.OPT_IN),
+    ("can my son get the reminders too?", I.OPT_IN),
+    ("¿me pueden mandar los recordatorios a este número?", I.OPT_IN),
+    ("please add me to the appointment reminders", I.OPT_IN),
     # A gig and a prescription that saves a second trip are not crises.
     ("mañana no creo que llegue, me salió una chamba. ¿cuánto cobran si cancelo?", I.QUESTION),
     (
