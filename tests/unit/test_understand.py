@@ -392,6 +392,9 @@ CLINICAL = [
     "I'm too depressed to come today",
     "Tengo mucha ansiedad",
     "Me siento peor cada día",
+    "skipping meals again, not terrible but wanted you to know",
+    "we had a miscarriage in june and i can't stop thinking about it",
+    "the grounding exercises aren't working anymore",
 ]
 
 
