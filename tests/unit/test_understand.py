@@ -314,6 +314,18 @@ CRISIS = [
     "compré una pistola. no tengo enemigos",
     "si lo veo mañana no respondo de mí",
     "pagué todas las deudas y dejé cartas",
+    "if i don't show up it's not because i forgot",
+    "🔫🙃 long week",
+    "per my safety plan: ideation is at a 7 today",
+    "this is me doing step 4 of my crisis plan",
+    "got the kitchen knife out again, just sitting here with it",
+    "I am want die today",
+    "got some blues off a new guy, doing them alone tonight",
+    "tell the doctor i not come more. i am finish.",
+    "i miss my grandma so much, i just want to go be with her now",
+    "on the bridge over the highway just thinking",
+    "ella lo amenazó con golpearlo si sale de la casa",
+    "no llego. chau a todos",
 ]
 
 
@@ -365,6 +377,11 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("got the rifle sighted in for deer, see you tues", None),
     ("cancel friday, the surgeon is cutting on my knee that morning", None),
     ("the thanksgiving potluck almost killed me, overdosed on pecan pie", None),
+    ("the form asks if i ever wanted to hurt myself. answer is still no. do i sign it?", None),
+    ("boss said he'd kill me if i didn't close the deal. closed it", None),
+    ("my niece works ER nights, stabbings and overdoses every shift, god bless her", None),
+    ("hoy cumplo un año sin autolesionarme, solo quería contarlo", None),
+    ("mi nieto dice que lo voy a matar del susto con mis audios", None),
     ("vigilia toda la noche, el sábado voy a estar muerta jaja", None),
     ("el pastor habló del suicidio de Judas y me acordé de la terapia, estoy bien", None),
     ("stop the texts please, shared phone plan and my wife reads everything", I.OPT_OUT),
@@ -590,6 +607,16 @@ REPLIES = [
     ("can you sign my concealed carry form?", I.QUESTION),
     ("what does reply C to confirm mean?", I.HELP),
     ("got a text saying reply Y to confirm, who is this?", I.HELP),
+    # blind180-187 (session 10): "so she can quit reminding me" is no opt-out; "dont send me
+    # these anymore" is one; relatives' numbers for the reminders; a letter "confirming I'm in
+    # treatment"; "what else you have"; "no es que quiera cancelar".
+    ("sign me up for text reminders so my wife can quit reminding me", I.OPT_IN),
+    ("don't send me these anymore", I.OPT_OUT),
+    ("can my dad's number also get the reminder texts?", I.OPT_IN),
+    ("put my sister on the texts too", I.OPT_IN),
+    ("can i get a letter confirming i'm in treatment?", I.QUESTION),
+    ("something came up monday, what else you got?", I.RESCHEDULE),
+    ("no es que quiera cancelar, necesito una hora más tarde", I.RESCHEDULE),
     # A gig and a prescription that saves a second trip are not crises.
     ("mañana no creo que llegue, me salió una chamba. ¿cuánto cobran si cancelo?", I.QUESTION),
     (

@@ -75,7 +75,7 @@ _EMOJI = {
     "😀": " emo_smile ", "😁": " emo_smile ",
     # Read by the crisis rules and the crisis screen: young patients say the worst in emoji.
     "🔪": " emo_knife ", "🩸": " emo_blood ", "🪦": " emo_grave ", "⚰": " emo_grave ",
-    "🪢": " emo_rope ", "💊": " emo_pill ", "🔫": " emo_gun ",
+    "🪢": " emo_rope ", "💊": " emo_pill ", "🔫": " emo_gun ", "🙃": " emo_ironic ",
 }
 # fmt: on
 _EMOJI_RE = re.compile("|".join(re.escape(e) for e in sorted(_EMOJI, key=len, reverse=True)))
