@@ -117,7 +117,8 @@ def test_without_the_extra_only_the_lexical_model_changes_what_the_rules_say() -
                 assert found.intent is Intent.CLINICAL_CONCERN, text
                 vetoes = [e.rule for e in found.evidence if ":veto:p=" in e.rule]
                 assert len(vetoes) == 1, text
-                assert float(vetoes[0].rsplit("=", 1)[1]) < crisis_model.VETO_THRESHOLD, text
+                # The evidence rounds p to two decimals: 0.0996 is written 0.10.
+                assert float(vetoes[0].rsplit("=", 1)[1]) <= crisis_model.VETO_THRESHOLD, text
                 continue
             rule = found.evidence[0].rule
             if found.intent is Intent.CRISIS:
