@@ -122,7 +122,9 @@ def test_long_messages_need_a_surer_model_and_get_no_concern_band(
     )
     assert len(long.split()) > crisis_model.LONG_WORDS
     p = model.probability(long)
-    # Between the short and the long crisis thresholds: a crisis only if it were short.
+    # Between the short and the long crisis thresholds: a crisis only if it were short (its
+    # sentences are not read alone here; see the next test).
+    monkeypatch.setattr(crisis_model, "SENTENCE_THRESHOLD", 1.01)
     monkeypatch.setattr(crisis_model, "THRESHOLD", p - 0.01)
     monkeypatch.setattr(crisis_model, "LONG_THRESHOLD", p + 0.01)
     monkeypatch.setattr(crisis_model, "CONCERN_THRESHOLD", p - 0.02)
@@ -130,6 +132,28 @@ def test_long_messages_need_a_surer_model_and_get_no_concern_band(
     monkeypatch.setattr(crisis_model, "LONG_THRESHOLD", p - 0.005)
     hit = model.check(long)
     assert hit is not None and hit.crisis
+
+
+def test_a_long_message_is_also_read_sentence_by_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crisis buried in one sentence of a long email raises it, though the whole reads
+    ordinary; a sentence of fewer than SENTENCE_WORDS words is not read alone."""
+    model = crisis_model.model()
+    buried = screen_text(
+        " ".join(["we went to the store and bought some bread."] * 4)
+        + " i keep thinking about ending my life tonight. "
+        + " ".join(["the invoice should go to my new address please."] * 3)
+    )
+    assert len(buried.split()) > crisis_model.LONG_WORDS
+    whole = model.probability(buried)
+    worst = max(model.probability(s) for s in crisis_model._sentences(buried))
+    assert worst > whole
+    monkeypatch.setattr(crisis_model, "LONG_THRESHOLD", max(whole, worst) + 0.01)
+    monkeypatch.setattr(crisis_model, "SENTENCE_THRESHOLD", worst + 0.001)
+    assert model.check(buried) is None
+    monkeypatch.setattr(crisis_model, "SENTENCE_THRESHOLD", worst - 0.001)
+    hit = model.check(buried)
+    assert hit is not None and hit.crisis and hit.probability == round(worst, 3)
+    assert crisis_model._sentences("a b c d . e f ? g h i j k") == ["a b c d", "g h i j k"]
 
 
 def test_shipped_model_leaves_ordinary_replies_and_look_alikes_alone() -> None:

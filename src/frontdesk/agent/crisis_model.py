@@ -59,6 +59,15 @@ LONG_WORDS = 40
 # blind2-187 retired 0.741 is (r/SuicideWatch 0.858, controls 15.5 %). At their old rate the
 # long posts would lose about two points of recall (docs/QUALITY.md, sessions 7-10).
 LONG_THRESHOLD = 0.741
+# A long message can bury the crisis in one sentence among scheduling and billing ("…and could
+# you send the invoice. I went back to cutting last night. Also my new insurance is…"): the
+# whole message then reads ordinary to the model. One sentence of at least SENTENCE_WORDS
+# words that reads this surely a crisis raises the message too. Set as the lowest threshold
+# at which the five control subreddits of the RMHD sample are called a crisis at most one
+# point more often (15.5 % -> 16.2 %); r/SuicideWatch and the C-SSRS users gain nothing
+# or one, long everyday SMS 5 -> 7 of 117 (docs/QUALITY.md, session 10).
+SENTENCE_THRESHOLD = 0.80
+SENTENCE_WORDS = 4
 # Below the crisis threshold but still crisis-like: a short message the rules did not hand to
 # staff goes to them as a clinical concern (no crisis message, no urgent page), so a person
 # reads it instead of the agent answering it ("when unsure, escalate"). Set so that the band
@@ -184,15 +193,35 @@ class CrisisModel:
         return p if p < VETO_THRESHOLD else None
 
     def check(self, screened: str) -> ModelHit | None:
-        """A crisis hit when the message reads crisis-like enough for its length; a concern hit
-        when a short one is only more likely a crisis than not; else None."""
+        """A crisis hit when the message reads crisis-like enough for its length (a long one
+        also when one of its sentences does); a concern hit when a short one is only more
+        likely a crisis than not; else None."""
         long = sum(1 for w in screened.split() if w not in {".", "?"}) > LONG_WORDS
         p = self.probability(screened)
         if p >= (LONG_THRESHOLD if long else THRESHOLD):
             return ModelHit(round(p, 3))
+        if long:
+            worst = max((self.probability(s) for s in _sentences(screened)), default=0.0)
+            if worst >= SENTENCE_THRESHOLD:
+                return ModelHit(round(worst, 3))
         if not long and p >= CONCERN_THRESHOLD:
             return ModelHit(round(p, 3), crisis=False)
         return None
+
+
+def _sentences(screened: str) -> list[str]:
+    """The sentences of a screened message (split at its ``.`` and ``?`` tokens) that have
+    at least SENTENCE_WORDS words."""
+    found: list[str] = []
+    current: list[str] = []
+    for word in [*screened.split(), "."]:
+        if word in {".", "?"}:
+            if len(current) >= SENTENCE_WORDS:
+                found.append(" ".join(current))
+            current = []
+        else:
+            current.append(word)
+    return found
 
 
 def _sigmoid(z: float) -> float:
