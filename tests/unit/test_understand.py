@@ -775,6 +775,26 @@ def test_a_long_story_is_not_read_as_a_reply() -> None:
     assert understand("leave me alone").intent is I.OPT_OUT
 
 
+def test_a_long_email_the_model_is_sure_of_is_read_as_that_reply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from frontdesk.agent import understand as module
+
+    email = (
+        "Hello Ruth, I hope you are well. I started a new job this week and it is going well so "
+        "far, but my hours are now eight thirty to five and I cannot leave early on Thursdays "
+        "anymore. Would it be possible to move my Thursday sessions to a later slot, or to a "
+        "Saturday morning if you have one. Thanks so much for your help with this, Dana"
+    )
+    assert len(email.split()) > LONG_WORDS
+    got = understand(email)
+    assert got.intent is I.RESCHEDULE
+    assert got.evidence[0].rule == "long message; model:naive_bayes"
+    # Below the floor the letter goes to a person, as before.
+    monkeypatch.setattr(module, "_LONG_MODEL_FLOOR", 1.01)
+    assert understand(email).intent is I.CLINICAL_CONCERN
+
+
 def test_every_lexicon_loads() -> None:
     folder = Path(lexicons.__file__).parent
     names = sorted(p.stem for p in folder.glob("*.txt"))
