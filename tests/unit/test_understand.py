@@ -414,7 +414,7 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("my gps keeps trying to kill me", None),
     ("coming from self-defense class, covered in bruises lol", None),
     ("the doctor lo mató de risa con sus chistes", None),
-    ("my rifle case is locked in the car, is that ok?", None),
+    ("rifle team practice after, my case is locked in the car, is that ok?", None),
     ("vigilia toda la noche, el sábado voy a estar muerta jaja", None),
     ("el pastor habló del suicidio de Judas y me acordé de la terapia, estoy bien", None),
     ("stop the texts please, shared phone plan and my wife reads everything", I.OPT_OUT),
