@@ -350,6 +350,12 @@ CRISIS = [
     "pienso en hacerle daño de verdad",
     "el entrenador lo toca donde no se debe",
     "me siguió hasta el metro",
+    "pills in hand. done.",
+    "sliced my knuckles up on purpose and it felt good",
+    "i was in the ER after i OD'd",
+    "is it normal to want the plane to go down",
+    "tengo pensamientos de hacerle daño a mi bebé",
+    "después del 15 no voy a estar. no es un viaje",
 ]
 
 
@@ -415,6 +421,12 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("coming from self-defense class, covered in bruises lol", None),
     ("the doctor lo mató de risa con sus chistes", None),
     ("rifle team practice after, my case is locked in the car, is that ok?", None),
+    ("please take his number off, he passed in may and won't be needing appointments", None),
+    ("the lawsuit settled! wanted to strangle him more than once lol", None),
+    ("my therapist would kill me if she knew i was up this late", None),
+    ("this heat wave is gonna kill me", None),
+    ("la voy a matar por comerse mi alfajor jaja", None),
+    ("cancelo mañana, me voy a cazar venado con el rifle", None),
     ("vigilia toda la noche, el sábado voy a estar muerta jaja", None),
     ("el pastor habló del suicidio de Judas y me acordé de la terapia, estoy bien", None),
     ("stop the texts please, shared phone plan and my wife reads everything", I.OPT_OUT),
@@ -650,6 +662,18 @@ REPLIES = [
     ("can i get a letter confirming i'm in treatment?", I.QUESTION),
     ("something came up monday, what else you got?", I.RESCHEDULE),
     ("no es que quiera cancelar, necesito una hora más tarde", I.RESCHEDULE),
+    # blind196-203 (session 10): second-language opt-outs and opt-ins, "cant stop…" is no STOP,
+    # "put me back on thursday" is no opt-in, "while I'm away" is no cancellation.
+    ("stop to send me message please", I.OPT_OUT),
+    ("been refreshing his page all night, cant stop...", I.OTHER),
+    ("put me again for the texts please", I.OPT_IN),
+    ("can you add also my wife phone for the reminders?", I.OPT_IN),
+    ("START. and don't drop me this time", I.OPT_IN),
+    ("¿me pueden agregar a los recordatorios?", I.OPT_IN),
+    ("add my husband's number to the texts, he tracks my appts while i'm away", I.OPT_IN),
+    ("i'm not cancelling, i only want to move from 9 to 3", I.RESCHEDULE),
+    ("what do i text to confirm vs cancel?", I.HELP),
+    ("why was i charged for a session i cancelled two days ahead?", I.QUESTION),
     # A gig and a prescription that saves a second trip are not crises.
     ("mañana no creo que llegue, me salió una chamba. ¿cuánto cobran si cancelo?", I.QUESTION),
     (
