@@ -41,8 +41,8 @@ from frontdesk.agent.tsv import data_lines, retired_examples
 
 # Set so that 2 % of short everyday SMS (the SMS Spam Collection's ham, up to LONG_WORDS)
 # reads as a crisis to the model (docs/QUALITY.md; recalibrated after each change of the
-# training examples, last in session 10 with blind2-195 retired).
-THRESHOLD = 0.498
+# training examples, last in session 10 with blind2-203 retired).
+THRESHOLD = 0.504
 # A message longer than this (as ``understand.LONG_WORDS``) is a letter, not a reply: the
 # rules read all of it, and the model must be surer, because a long ordinary text shares
 # more words with the crisis examples than a short one (docs/QUALITY.md).
@@ -57,9 +57,10 @@ LONG_WORDS = 40
 # blind2-163; with blind2-171 retired 0.761 was (r/SuicideWatch 0.854, controls 15.3 %), and
 # with blind2-179 retired 0.765 was (r/SuicideWatch 0.846, controls 15.2 %), and with
 # blind2-187 retired 0.741 was (r/SuicideWatch 0.858, controls 15.5 %), and with blind2-195
-# retired 0.736 is (r/SuicideWatch 0.858, controls 15.3 %). At their old rate the long posts
-# would lose about two points of recall (docs/QUALITY.md, sessions 7-10).
-LONG_THRESHOLD = 0.736
+# retired 0.736 was (r/SuicideWatch 0.858, controls 15.3 %). With blind2-203 retired (and the
+# sentence check below in place) 0.802 is (r/SuicideWatch 0.846, controls 13.5 %). At their old
+# rate the long posts would lose about two points of recall (docs/QUALITY.md, sessions 7-10).
+LONG_THRESHOLD = 0.802
 # A long message can bury the crisis in one sentence among scheduling and billing ("…and could
 # you send the invoice. I went back to cutting last night. Also my new insurance is…"): the
 # whole message then reads ordinary to the model. One sentence of at least SENTENCE_WORDS
@@ -74,8 +75,8 @@ SENTENCE_WORDS = 4
 # reads it instead of the agent answering it ("when unsure, escalate"). Set so that the band
 # holds the same share of short everyday SMS as when it was introduced (8.6 %); with word
 # triples and more training the model's probabilities are less extreme, so that share now
-# starts at 0.350.
-CONCERN_THRESHOLD = 0.350
+# starts at 0.353.
+CONCERN_THRESHOLD = 0.353
 # A crisis that only topic-word rules found, in words the model finds plainly ordinary, goes
 # to staff as a clinical concern instead: a person still reads it, but there is no urgent page
 # and no crisis message. Nearly every false crisis on the blind sets' look-alikes came from a rule

@@ -59,10 +59,11 @@ _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 # Crises past the rules are the crisis screens' job (step 6). 0.8 until session 9; at 0.65 the
 # blind sets gain 54 right answers (blind94-101, unseen by the model: 7) for 1.1 points more
 # everyday SMS handed to staff as concerns (9.6 % -> 10.7 %); at 0.4 that share doubles. As the
-# retired sets grow the model's guesses grow less extreme: with blind2-195 retired, 0.60 keeps
-# that share at the end of session 9's (10.3 %; 10.15 % at 0.60, 9.6 % at 0.65), and concerns
-# 0.63-0.65 sure go to staff again (docs/QUALITY.md, session 10).
-_SAFETY_FLOOR = 0.60
+# retired sets grow the model's guesses grow less extreme, so it is set as the lowest that keeps
+# that share at or below the end of session 9's (10.3 %): with blind2-195 retired 0.60 (10.15 %;
+# 9.6 % at 0.65, when concerns 0.63-0.65 sure had become "other"), with blind2-203 retired 0.58
+# (10.05 %; 10.36 % at 0.56) (docs/QUALITY.md, session 10).
+_SAFETY_FLOOR = 0.58
 _KEYWORD_CONFIDENCE = 0.99
 _CRISIS_CONFIDENCE = 0.95
 _SOFT_CRISIS_CONFIDENCE = 0.75
