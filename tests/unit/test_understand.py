@@ -356,6 +356,13 @@ CRISIS = [
     "is it normal to want the plane to go down",
     "tengo pensamientos de hacerle daño a mi bebé",
     "después del 15 no voy a estar. no es un viaje",
+    "is it ok to tell the front desk i've been wanting to die",
+    "how do i get my records sent to my family after i'm gone",
+    "they gave me 6 months so i figure why wait",
+    "can i cancel the rest of my sessions and... everything",
+    "not going to make anything anymore tbh",
+    "mi hijo se tomó un frasco entero de pastillas",
+    "C. also bought a gun today, not for hunting",
 ]
 
 
@@ -427,6 +434,11 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("this heat wave is gonna kill me", None),
     ("la voy a matar por comerse mi alfajor jaja", None),
     ("cancelo mañana, me voy a cazar venado con el rifle", None),
+    ("my husband's going to kill me, i left my gloves in your waiting room", None),
+    ("wrong box, that was for my brother: gonna kill you for eating my leftovers", None),
+    ("rang the bell after round 6 of chemo, i'm DONE!!", None),
+    ("turned in my dad's old shotgun at the gun buyback today", None),
+    ("cancelling tues for a funeral, great aunt, 97, she had a good run", None),
     ("vigilia toda la noche, el sábado voy a estar muerta jaja", None),
     ("el pastor habló del suicidio de Judas y me acordé de la terapia, estoy bien", None),
     ("stop the texts please, shared phone plan and my wife reads everything", I.OPT_OUT),
@@ -674,6 +686,21 @@ REPLIES = [
     ("i'm not cancelling, i only want to move from 9 to 3", I.RESCHEDULE),
     ("what do i text to confirm vs cancel?", I.HELP),
     ("why was i charged for a session i cancelled two days ahead?", I.QUESTION),
+    # blind204-211 (session 10): "I don't need these reminders anymore" was a crisis; "take me
+    # off for that day" cancels; relatives signed up; "opt me back in for SMS reminders".
+    ("i don't need these reminders anymore, it's on my calendar", I.OPT_OUT),
+    ("not coming, just take me off for that day", I.CANCEL),
+    ("please take me off for next tuesday", I.CANCEL),
+    ("please sign my wife up for the texts too", I.OPT_IN),
+    ("pls opt me back in for sms reminders", I.OPT_IN),
+    ("agrégueme a los mensajes, número nuevo", I.OPT_IN),
+    ("send the reminders to my cell instead of the house phone", I.OPT_IN),
+    (
+        "sign me up for reminders, my wife says she'll kill me if i forget another appointment",
+        I.OPT_IN,
+    ),
+    ("what's the fee if i cancel late? not cancelling, just asking", I.QUESTION),
+    ("my son is wetting the bed again and won't go to school", I.CLINICAL_CONCERN),
     # A gig and a prescription that saves a second trip are not crises.
     ("mañana no creo que llegue, me salió una chamba. ¿cuánto cobran si cancelo?", I.QUESTION),
     (
