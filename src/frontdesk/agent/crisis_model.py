@@ -58,9 +58,12 @@ LONG_WORDS = 40
 # with blind2-179 retired 0.765 was (r/SuicideWatch 0.846, controls 15.2 %), and with
 # blind2-187 retired 0.741 was (r/SuicideWatch 0.858, controls 15.5 %), and with blind2-195
 # retired 0.736 was (r/SuicideWatch 0.858, controls 15.3 %). With blind2-203 retired (and the
-# sentence check below in place) 0.802 is (r/SuicideWatch 0.846, controls 13.5 %). At their old
-# rate the long posts would lose about two points of recall (docs/QUALITY.md, sessions 7-10).
-LONG_THRESHOLD = 0.802
+# sentence check below in place) those two rules allowed 0.802, but CounselChat's real questions
+# handed to staff then fell from 59 % to 57.4 % (crisis 23.4 % -> 20.0 %). A third rule since:
+# that share stays at 59 % or more. 0.740 is the highest that keeps all three (r/SuicideWatch
+# 0.850, C-SSRS 275, controls 15.3 %). At their old rate the long posts would lose about two
+# points of recall (docs/QUALITY.md, sessions 7-10).
+LONG_THRESHOLD = 0.740
 # A long message can bury the crisis in one sentence among scheduling and billing ("…and could
 # you send the invoice. I went back to cutting last night. Also my new insurance is…"): the
 # whole message then reads ordinary to the model. One sentence of at least SENTENCE_WORDS
