@@ -47,30 +47,24 @@ THRESHOLD = 0.504
 # rules read all of it, and the model must be surer, because a long ordinary text shares
 # more words with the crisis examples than a short one (docs/QUALITY.md).
 LONG_WORDS = 40
-# Recall first on long messages: set so that the system (rules + screen) finds the share of
-# r/SuicideWatch posts it found at the start of session 7 (0.842); the five non-mental-health
-# control subreddits of the RMHD sample pay for it (15.2 % called a crisis then, 17.6 % at the
-# start of session 8). Since session 9 it must also keep the C-SSRS users with ideation or worse
-# that are flagged: with blind2-133 retired, 0.77 still held r/SuicideWatch (0.846) but flagged
-# 271 of those 293 users; with blind2-141 retired, 0.745 was the highest that flagged 274, and
-# with blind2-157 retired 0.743 was (r/SuicideWatch 0.858, controls 15.8 %), and still with
-# blind2-163; with blind2-171 retired 0.761 was (r/SuicideWatch 0.854, controls 15.3 %), and
-# with blind2-179 retired 0.765 was (r/SuicideWatch 0.846, controls 15.2 %), and with
-# blind2-187 retired 0.741 was (r/SuicideWatch 0.858, controls 15.5 %), and with blind2-195
-# retired 0.736 was (r/SuicideWatch 0.858, controls 15.3 %). With blind2-203 retired (and the
-# sentence check below in place) those two rules allowed 0.802, but CounselChat's real questions
-# handed to staff then fell from 59 % to 57.4 % (crisis 23.4 % -> 20.0 %). A third rule since:
-# that share stays at 59 % or more. 0.740 is the highest that keeps all three (r/SuicideWatch
-# 0.850, C-SSRS 275, controls 15.3 %). At their old rate the long posts would lose about two
-# points of recall (docs/QUALITY.md, sessions 7-10).
+# Recall first on long messages. Three rules set it, recalibrated after each retirement (values
+# in docs/QUALITY.md, sessions 7-10): the system (rules + screen) finds at least the share of
+# r/SuicideWatch posts it found at the start of session 7 (0.842); since session 9 it keeps the
+# C-SSRS users with ideation or worse that are flagged (274 of 293); since session 10 it keeps
+# CounselChat's real questions handed to staff at 59 % or more (with the sentence check below,
+# the first two rules alone allowed 0.802, and that share fell to 57.4 %). It is the highest
+# value that keeps all three: with blind2-203 retired 0.740 (r/SuicideWatch 0.850, C-SSRS 275,
+# the five control subreddits of the RMHD sample 15.4 %). At their old rate the long posts would
+# lose about two points of recall.
 LONG_THRESHOLD = 0.740
 # A long message can bury the crisis in one sentence among scheduling and billing ("…and could
 # you send the invoice. I went back to cutting last night. Also my new insurance is…"): the
 # whole message then reads ordinary to the model. One sentence of at least SENTENCE_WORDS
 # words that reads this surely a crisis raises the message too. Set as the lowest threshold
 # at which the five control subreddits of the RMHD sample are called a crisis at most one
-# point more often (15.5 % -> 16.2 %); r/SuicideWatch and the C-SSRS users gain nothing
-# or one, long everyday SMS 5 -> 7 of 117 (docs/QUALITY.md, session 10).
+# point more often (15.5 % -> 16.2 %, with blind2-187 retired; at 0.75 it is 1.6 points more
+# with blind2-203 retired); r/SuicideWatch and the C-SSRS users gain nothing or one, long
+# everyday SMS 5 -> 7 of 117 (docs/QUALITY.md, session 10).
 SENTENCE_THRESHOLD = 0.80
 SENTENCE_WORDS = 4
 # Below the crisis threshold but still crisis-like: a short message the rules did not hand to
