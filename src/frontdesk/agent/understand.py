@@ -176,45 +176,8 @@ def understand(
     if evidence:
         top = min(evidence, key=lambda e: rank(e.intent))
         intent, confidence = top.intent, _confidence(top)
-    elif long:
-        # A letter no rule decides: the model may read it as a reply (a long email that moves
-        # an appointment or only shares news), never as a consent change; anything it finds
-        # clinical, and anything it is unsure of, goes to a person as before (a question when
-        # it asks one, else a concern).
-        guess = model().predict(screened) if screened else None
-        if (
-            guess is not None
-            and guess.intent not in HANDOFF_INTENTS
-            and guess.intent not in _RULES_ONLY
-            and guess.confidence >= _LONG_MODEL_FLOOR
-        ):
-            intent, confidence = guess.intent, round(guess.confidence, 3)
-            evidence = [Evidence(intent, "long message; model:naive_bayes")]
-        else:
-            intent = Intent.QUESTION if "?" in words else Intent.CLINICAL_CONCERN
-            confidence = _WEAK_CONFIDENCE
-            evidence = [Evidence(intent, "long message; no rule")]
     else:
-        guess = model().predict(screened) if screened else None
-        if guess is not None and guess.intent in HANDOFF_INTENTS:
-            # One word left once the idioms are hidden ("me corté el dedo cocinando" ->
-            # "cocinando") says nothing clinical, however the model scores it.
-            if guess.confidence >= _SAFETY_FLOOR and len(set(screened.split()) - {"_", "."}) > 1:
-                intent, confidence = Intent.CLINICAL_CONCERN, round(guess.confidence, 3)
-                evidence = [Evidence(intent, f"model:naive_bayes:{guess.intent}")]
-            else:
-                intent, confidence = Intent.OTHER, 0.5
-                evidence = [Evidence(intent, f"model unsure ({guess.intent})")]
-        elif (
-            guess is not None
-            and guess.confidence >= MODEL_FLOOR
-            and guess.intent not in _RULES_ONLY
-        ):
-            intent, confidence = guess.intent, round(guess.confidence, 3)
-            evidence = [Evidence(intent, "model:naive_bayes")]
-        else:
-            intent, confidence = Intent.OTHER, 0.5
-            evidence = [Evidence(Intent.OTHER, "no rule; model unsure")]
+        intent, confidence, evidence = _model_reading(screened, long=long, asks="?" in words)
     if crisis_screen and screened:
         intent, confidence = _screens(screened, intent, confidence, evidence)
     if asks_if_bot and intent in {Intent.OTHER, Intent.QUESTION, Intent.CONFIRM}:
@@ -238,6 +201,51 @@ def understand(
         asks_for_person=asks_for_person,
         asks_if_bot=asks_if_bot,
     )
+
+
+def _model_reading(
+    screened: str, *, long: bool, asks: bool
+) -> tuple[Intent, float, list[Evidence]]:
+    """The intent of a message no rule decided, by the intent model (on ``screened``, benign
+    idioms hidden). The model never changes consent and never raises a crisis; a clinical
+    guess it is sure of hands the message to staff as a concern."""
+    guess = model().predict(screened) if screened else None
+    if long:
+        # A letter: the model may read it as a reply (a long email that moves an appointment
+        # or only shares news); anything it finds clinical, and anything it is unsure of, goes
+        # to a person (a question when it asks one, else a concern).
+        if (
+            guess is not None
+            and guess.intent not in HANDOFF_INTENTS
+            and guess.intent not in _RULES_ONLY
+            and guess.confidence >= _LONG_MODEL_FLOOR
+        ):
+            intent = guess.intent
+            return (
+                intent,
+                round(guess.confidence, 3),
+                [Evidence(intent, "long message; model:naive_bayes")],
+            )
+        intent = Intent.QUESTION if asks else Intent.CLINICAL_CONCERN
+        return intent, _WEAK_CONFIDENCE, [Evidence(intent, "long message; no rule")]
+    if guess is not None and guess.intent in HANDOFF_INTENTS:
+        # One word left once the idioms are hidden ("me corté el dedo cocinando" ->
+        # "cocinando") says nothing clinical, however the model scores it.
+        if guess.confidence >= _SAFETY_FLOOR and len(set(screened.split()) - {"_", "."}) > 1:
+            intent = Intent.CLINICAL_CONCERN
+            return (
+                intent,
+                round(guess.confidence, 3),
+                [Evidence(intent, f"model:naive_bayes:{guess.intent}")],
+            )
+        return Intent.OTHER, 0.5, [Evidence(Intent.OTHER, f"model unsure ({guess.intent})")]
+    if guess is not None and guess.confidence >= MODEL_FLOOR and guess.intent not in _RULES_ONLY:
+        return (
+            guess.intent,
+            round(guess.confidence, 3),
+            [Evidence(guess.intent, "model:naive_bayes")],
+        )
+    return Intent.OTHER, 0.5, [Evidence(Intent.OTHER, "no rule; model unsure")]
 
 
 def _screens(
