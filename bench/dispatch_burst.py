@@ -396,6 +396,9 @@ def worker_main(
     sql_seconds: Counter[str] = Counter()
     if options.get("sql_times") and index == 0:
         watch_statements(runtime.engine, sql_seconds)
+    phases: dict[str, list[float]] = {}
+    if options.get("phases") and index == 0:
+        time_phases(dispatcher, phases)
     ready.release()
     go.wait()
     profiler = None
@@ -429,10 +432,29 @@ def worker_main(
             "rounds": rounds,
             "report": dict(totals),
             "sql_seconds": {k: round(v, 3) for k, v in sql_seconds.most_common(12)},
+            "phases": {k: [round(x, 3) for x in v] for k, v in phases.items()},
             "cpu_seconds": (cpu_after.ru_utime - cpu_before.ru_utime)
             + (cpu_after.ru_stime - cpu_before.ru_stime),
         }
     )
+
+
+def time_phases(dispatcher: Any, phases: dict[str, list[float]]) -> None:
+    """Wall and CPU seconds (the whole process's, so the send threads count) of each step of a
+    batch: claim, prepare (read and re-check, render), send and record."""
+    for name in ("claim", "prepare", "_send_and_record"):
+        method = getattr(dispatcher, name)
+
+        def timed(*args: Any, _method: Any = method, _name: str = name) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return _method(*args)
+            finally:
+                spent = phases.setdefault(_name.strip("_"), [0.0, 0.0])
+                spent[0] += time.perf_counter() - wall
+                spent[1] += time.process_time() - cpu
+
+        setattr(dispatcher, name, timed)
 
 
 def watch_statements(engine: Any, seconds: Counter[str]) -> None:
@@ -639,6 +661,11 @@ def run_case(
         **(
             {"sql_seconds_worker_0": reports_by_index[0]["sql_seconds"]}
             if reports_by_index[0]["sql_seconds"]
+            else {}
+        ),
+        **(
+            {"phases_worker_0_wall_cpu": reports_by_index[0]["phases"]}
+            if reports_by_index[0]["phases"]
             else {}
         ),
         # Seconds per dispatch_due() round of worker 0 (a full batch each but the last):
@@ -915,6 +942,11 @@ def main() -> None:
         help="time worker 0's statements by kind (reported per case as sql_seconds)",
     )
     parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="wall and CPU seconds of worker 0's claim, prepare and send-and-record steps",
+    )
+    parser.add_argument(
         "--history",
         type=int,
         help="earlier conversations + messages already in the database (default: as many as "
@@ -944,6 +976,7 @@ def main() -> None:
         "max_unrecorded": args.max_unrecorded,
         "profile": args.profile,
         "sql_times": args.sql_times,
+        "phases": args.phases,
     }
     out: dict[str, Any] = {
         "benchmark": "dispatch_burst",
