@@ -363,6 +363,18 @@ CRISIS = [
     "not going to make anything anymore tbh",
     "mi hijo se tomó un frasco entero de pastillas",
     "C. also bought a gun today, not for hunting",
+    "no. and I mean for good this time",
+    "my dead brother keeps telling me to swallow the whole bottle and go be with him",
+    "the voices keep telling me to jump off the garage roof",
+    "hung an extension cord from the shower rod last night to see if it would hold",
+    "don't bother with the payment plan call, the balance won't matter",
+    "ER discharge tomorrow after what I tried to do to myself",
+    "heading up to the roof of my building to see the city one final time",
+    "honestly wish i had driven into the guardrail on the way home",
+    "stop reminding me. i will be checking out before thursday",
+    "been up 4 nights, the shadows on the road aren't real but I'm still driving",
+    "havent slept in 6 days and im still on the highway hauling",
+    "if i do something to myself will my wife still get billed?",
 ]
 
 
@@ -468,6 +480,8 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("mañana no llego, el jefe me tiene muerto con tanto trabajo y me toca cerrar", None),
     ("tengo formación temprano y no me dejan salir, ¿tienes algo en la tarde?", None),
     ("la depresión regresó, no me paro de la cama. nada de hacerme daño, nomás quiero ayuda", None),
+    ("sorry, my 6yo took my phone, he keeps threatening to make everyone walk the plank 🏴‍☠️", None),
+    ("N. my ex is killing me with all these custody changes, can't come thursday", I.CANCEL),
 ]
 
 
@@ -922,3 +936,76 @@ def test_harness_scoring_arithmetic() -> None:
 )
 def test_unsure_attendance_is_never_a_confirmation(text: str) -> None:
     assert understand(text).intent is not I.CONFIRM
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("C!! cant wait, been a long week", I.CONFIRM),
+        ("R. anything open thursday evening?", I.RESCHEDULE),
+        ("r - got anything after 6?", I.RESCHEDULE),
+        ("R porfa, ¿hay algo el lunes temprano?", I.RESCHEDULE),
+        ("N - car's in the shop, sorry", I.CANCEL),
+        ("Reply: C. thanks!", I.CONFIRM),
+        ("C ---- Original message ---- Reply C to confirm, R to reschedule", I.CONFIRM),
+        (
+            '"Reply C to confirm, R to reschedule, or N if you can\'t come" R. mornings now',
+            I.RESCHEDULE,
+        ),
+        (
+            "> Reminder: Reply C to confirm, R to reschedule, or N if you can't come. -- N, sick",
+            I.CANCEL,
+        ),
+    ],
+)
+def test_a_leading_reply_letter_answers_the_reminder(text: str, intent: Intent) -> None:
+    """normalize() reads "R" as "are" and "N" as "and": the letter is read on the raw text."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "not_intent"),
+    [
+        ("r u open on saturdays?", I.RESCHEDULE),
+        ("n u? hope ur week was ok", I.CANCEL),
+        ("R.I.P. to my old phone lol, this is my new one", I.RESCHEDULE),
+    ],
+)
+def test_shorthand_is_not_a_reply_letter(text: str, not_intent: Intent) -> None:
+    assert understand(text).intent is not not_intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("can you send the reminders to my work email instead? j.doe@example.com", I.OPT_IN),
+        ("can i get the reminders on whatsapp instead of sms", I.OPT_IN),
+        ("manden los recordatorios por whatsapp a mi esposa por favor", I.OPT_IN),
+        ("please text this number instead of my home phone", I.OPT_IN),
+        ("I'd prefer email reminders going forward", I.OPT_IN),
+        ("stop txt me pls", I.OPT_OUT),
+        ("no reminders anymore please", I.OPT_OUT),
+        ("what does C mean? do i text it back", I.HELP),
+        ("which letter means what?", I.HELP),
+        ("is this a scam or real?", I.HELP),
+        ("what clinic is this? never booked anything", I.HELP),
+        ("¿se puede para la otra semana? tengo turno", I.RESCHEDULE),
+        ("el profe me va a matar si vuelvo a faltar, cancelo el jueves porfa", I.CANCEL),
+        ("R please, my neurologist is gonna kill me if I miss his follow up", I.RESCHEDULE),
+    ],
+)
+def test_channel_requests_letters_and_look_alikes_read_right(text: str, intent: Intent) -> None:
+    """Session 11's replies: a new channel or address "instead" is an opt-in, not a new time;
+    what a letter means is help; an idiom about a teacher or a doctor is no crisis."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my mind no stop. how do i sleep before the session?",
+        "I'll send the forms to your email tonight",
+    ],
+)
+def test_no_consent_change_from_words_that_only_look_like_one(text: str) -> None:
+    assert understand(text).intent not in {I.OPT_OUT, I.OPT_IN}

@@ -109,6 +109,40 @@ def bare_keyword(text: str) -> Keyword | None:
     return Keyword(word=word, intent=intent, carrier_opt_in=opt_in)
 
 
+# A reply that starts with a reminder's letter and goes on ("C, see you then", "R. anything
+# next week?", "N - flare day, sorry"): the letter answers the reminder, the rest explains.
+# Read on the raw text, because normalize() takes "r" and "n" for SMS shorthand ("are",
+# "and"). The letter must be followed by punctuation or a polite word, so "r u open?" and
+# "n u?" stay shorthand; "R.I.P." is not a reply.
+_LEADING_LETTER = re.compile(
+    r"^\s*(?:>+\s*)?(?:reply\s*:?\s*)?([crn])"
+    r"(?:\s*[.,!;:\-\u2013\u2014]+(?!\s*[a-z]\.)"
+    r"|\s+(?=(?:pls|please|plz|porfa|por favor|thanks|thank you|thx|ty|gracias|sorry)\b))",
+    re.IGNORECASE,
+)
+_LETTER_INTENTS = {"c": Intent.CONFIRM, "r": Intent.RESCHEDULE, "n": Intent.CANCEL}
+
+
+# The reminder's instruction quoted back before the answer ('"Reply C to confirm, R to
+# reschedule, or N if you can't come" N. we're moving'): the letter comes after it.
+_QUOTED_INSTRUCTION = re.compile(
+    r"^.*?\breply c to confirm\b.*?\bcan['\u2019]?t come\b[\s.\"'\u201d\u2019>\-\u2013\u2014]*",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def leading_reply_letter(text: str) -> tuple[str, Intent] | None:
+    """The reply letter a longer message starts with (``"N - flare day"`` → N, cancel), after
+    the reminder's own instruction if the patient quoted it first."""
+    found = _LEADING_LETTER.match(text) or _LEADING_LETTER.match(
+        _QUOTED_INSTRUCTION.sub("", text, count=1)
+    )
+    if found is None:
+        return None
+    letter = found.group(1).lower()
+    return letter.upper(), _LETTER_INTENTS[letter]
+
+
 def _fold(text: str) -> str:
     """Lower case without accents (``"SÍ"`` → ``"si"``); ``ñ`` becomes ``n``."""
     decomposed = unicodedata.normalize("NFKD", text.lower())

@@ -9,10 +9,12 @@ The order of reading (each step documented in ``docs/QUALITY.md``):
 2. **Safety** (``safety``): crisis, then clinical concern. They win over everything.
 3. **Opt-out** in free text ("stop texting me", "remove me from this list"); opt-in sentences
    ("please start texting me again") are among the reply rules below.
-4. **Appointment replies and questions**: questions *about* replying ("what do I reply to
-   confirm?") or cancelling ("what's your late cancel fee?") and take-backs ("I'm NOT
-   cancelling") are hidden first; then the strong rules (reschedule, cancel, confirm, opt-in,
-   help, question: when several fire, ``domain.intents.PRIORITY`` decides); only when none
+4. **Appointment replies and questions**: the reminder's own instruction quoted back, questions
+   *about* replying ("what do I reply to confirm?") or cancelling ("what's your late cancel
+   fee?") and take-backs ("I'm NOT cancelling") are hidden first; then the strong rules
+   (reschedule, cancel, confirm, opt-in, help, question, and a reply letter the message starts
+   with, ``keywords.leading_reply_letter``: "R. anything next week?"; when several fire,
+   ``domain.intents.PRIORITY`` decides); only when none
    fires, the first weak rule of: a bare refusal ("no sorry"), a note that needs nothing
    (running late, thanks, hello), an acknowledgement ("ok", "sounds good").
 5. **The model** (``intent_model``) for a message no rule decides (a long one too, from
@@ -41,7 +43,12 @@ from functools import cache
 from frontdesk.agent import crisis_model, lexicons, safety
 from frontdesk.agent import crisis_screen as semantic
 from frontdesk.agent.intent_model import model
-from frontdesk.agent.keywords import CARRIER_CANCEL, bare_keyword, normalize
+from frontdesk.agent.keywords import (
+    CARRIER_CANCEL,
+    bare_keyword,
+    leading_reply_letter,
+    normalize,
+)
 from frontdesk.domain.intents import HANDOFF_INTENTS, Evidence, Intent, Understanding, rank
 
 MODEL_FLOOR = 0.5
@@ -173,7 +180,7 @@ def understand(
     # What the intent model and the crisis screens read: the message with benign idioms hidden,
     # as the safety rules read it.
     screened = safety.unmask(normalized) if normalized else ""
-    evidence = _rules(normalized, long=long)
+    evidence = _rules(normalized, long=long, letter=leading_reply_letter(text))
     if evidence:
         top = min(evidence, key=lambda e: rank(e.intent))
         intent, confidence = top.intent, _confidence(top)
@@ -313,8 +320,11 @@ def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
     return thread
 
 
-def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:
-    """Evidence from every rule family, safety first; empty when no rule fires."""
+def _rules(
+    normalized: str, *, long: bool = False, letter: tuple[str, Intent] | None = None
+) -> list[Evidence]:
+    """Evidence from every rule family, safety first; empty when no rule fires. ``letter``: the
+    reply letter the message starts with, a strong reply rule of its own."""
     found = safety.crisis_evidence(normalized) + safety.clinical_evidence(normalized)
     normalized = lexicons.load("stop_by_mistake").mask(normalized, " _resubscribe_ ")
     hit = lexicons.load("opt_out").search(normalized, short=not long)
@@ -323,13 +333,16 @@ def _rules(normalized: str, *, long: bool = False) -> list[Evidence]:
     if long:
         words = normalized.split()
         normalized = " ".join(words[:_HEAD_WORDS]) + " . " + " ".join(words[-_TAIL_WORDS:])
-    text = lexicons.load("howto").mask(normalized, " _howto_ ")
+    text = lexicons.load("quoted").mask(normalized, " . ")
+    text = lexicons.load("howto").mask(text, " _howto_ ")
     text = lexicons.load("policy").mask(text, " _policy_ ")
     text = lexicons.load("negation").mask(text, " _keep_ ")
     text = lexicons.load("unsure").mask(text, " _unsure_ ")
     # "Cancel please, no new date needed": the rebooking words are ruled out, not asked for.
     text = lexicons.load("no_rebook").mask(text, " _norebook_ ")
     strong = _family(text, _STRONG_LONG if long else _STRONG)
+    if letter is not None:
+        strong.append(Evidence(letter[1], f"leading_letter:{letter[0]}", letter[0]))
     if any(e.intent is Intent.OPT_IN for e in strong):
         # "Yes, sign me up for the reminders": the yes answers the opt-in, it confirms nothing.
         strong = [
