@@ -375,6 +375,18 @@ CRISIS = [
     "been up 4 nights, the shadows on the road aren't real but I'm still driving",
     "havent slept in 6 days and im still on the highway hauling",
     "if i do something to myself will my wife still get billed?",
+    "C see you then. unless i go through with it before thursday",
+    "keeping my knife on me at work in case they try something again",
+    "gonna be end of watch before my next appointment",
+    "not going to make it thursday. not going to make it at all honestly",
+    "the voices at night say the neighbors are in on it and i have to take care of them first",
+    "i feel like i need to smother the baby so she stops crying. scared. call me",
+    "my brother overdosed again, found him not breathing in the garage",
+    "gave my guitar to my nephew, he'll need it more than me soon",
+    "after tonight i'm going to sleep for a very long time",
+    "ya no aguanto, mañana acabo con todo",
+    "me dio pena haber amanecido otra vez",
+    "nos vemos el martes, si sigo con vida",
 ]
 
 
@@ -482,6 +494,12 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("la depresión regresó, no me paro de la cama. nada de hacerme daño, nomás quiero ayuda", None),
     ("sorry, my 6yo took my phone, he keeps threatening to make everyone walk the plank 🏴‍☠️", None),
     ("N. my ex is killing me with all these custody changes, can't come thursday", I.CANCEL),
+    ("C. practice killed me at conditioning but ill be there", I.CONFIRM),
+    ("have to cancel, my sponsor is gonna kill me if i miss the meeting", I.CANCEL),
+    (
+        "my supervisor at the distribution center will kill me if I leave early, any chance of 6?",
+        None,
+    ),
 ]
 
 
@@ -1009,3 +1027,33 @@ def test_channel_requests_letters_and_look_alikes_read_right(text: str, intent: 
 )
 def test_no_consent_change_from_words_that_only_look_like_one(text: str) -> None:
     assert understand(text).intent not in {I.OPT_OUT, I.OPT_IN}
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("please remove my mother from your messages, she passed last week", I.OPT_OUT),
+        ("stop blowing up my phone", I.OPT_OUT),
+        ("quiero volver a recibir los avisos, los había desactivado", I.OPT_IN),
+        ("switch my reminders to email please", I.OPT_IN),
+        ("email me the reminders too", I.OPT_IN),
+        ("send the reminders to 555 201 3344 from now on", I.OPT_IN),
+        ("new phone, use this number from now on", I.OPT_IN),
+        ("what does N do? does it cancel or what", I.HELP),
+        ("¿la R es para cambiar la cita?", I.HELP),
+        ("if I text C does it confirm or cancel?", I.HELP),
+        ("ima pass on this week, work is nuts", I.CANCEL),
+        ("no can do tuesday, work", I.CANCEL),
+        ("any chance of the afternoon?", I.RESCHEDULE),
+        ("same time next week?", I.RESCHEDULE),
+        ("anything open after 5?", I.RESCHEDULE),
+        ("¿habría otro horario el viernes?", I.RESCHEDULE),
+        ("N >> Reminder: your appointment is Thu at 3:00 PM", I.CANCEL),
+        ('"Reply C to confirm, R to reschedule" >> R', I.RESCHEDULE),
+        ("> Reminder: your appt is Wed at 1:30 PM. N - surgery that morning", I.CANCEL),
+    ],
+)
+def test_session_11_round_two_replies(text: str, intent: Intent) -> None:
+    """A question about what a letter does never acts on it; a relative's death or a lost phone
+    changes where the reminders go; an available time asked as a question is a reschedule."""
+    assert understand(text).intent is intent

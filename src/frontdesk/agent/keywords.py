@@ -116,17 +116,28 @@ def bare_keyword(text: str) -> Keyword | None:
 # "n u?" stay shorthand; "R.I.P." is not a reply.
 _LEADING_LETTER = re.compile(
     r"^\s*(?:>+\s*)?(?:reply\s*:?\s*)?([crn])"
-    r"(?:\s*[.,!;:\-\u2013\u2014]+(?!\s*[a-z]\.)"
+    r"(?:\s*[.,!;:>\-\u2013\u2014]+(?!\s*[a-z]\.)"
     r"|\s+(?=(?:pls|please|plz|porfa|por favor|thanks|thank you|thx|ty|gracias|sorry)\b))",
     re.IGNORECASE,
 )
 _LETTER_INTENTS = {"c": Intent.CONFIRM, "r": Intent.RESCHEDULE, "n": Intent.CANCEL}
 
 
-# The reminder's instruction quoted back before the answer ('"Reply C to confirm, R to
-# reschedule, or N if you can't come" N. we're moving'): the letter comes after it.
-_QUOTED_INSTRUCTION = re.compile(
-    r"^.*?\breply c to confirm\b.*?\bcan['\u2019]?t come\b[\s.\"'\u201d\u2019>\-\u2013\u2014]*",
+# The reminder quoted back before the answer ('"Reply C to confirm, R to reschedule, or N if
+# you can't come" N. we're moving', "> Reminder: your appointment … at 3:00 PM. N - surgery"):
+# the letter comes after it. Tried in order, the longest quote first.
+_QUOTE_END = r"[\s.\u2026\"'\u201d\u2019>\-\u2013\u2014]*"
+_QUOTED_REMINDER = tuple(
+    re.compile(pattern + _QUOTE_END, re.IGNORECASE | re.DOTALL)
+    for pattern in (
+        r"^.*?\breply c to confirm\b.*?\bcan['\u2019]?t come\b",
+        r"^.*?\breply c to confirm\b.*?\bto reschedule\b",
+        r"^\W*reminder:.*?\b\d{1,2}(?::\d\d)? ?(?:am|pm)\b",
+    )
+)
+# A letter after the quoted instruction, at the very end ('"Reply C to confirm" >> C').
+_TRAILING_LETTER = re.compile(
+    r"\breply c to confirm\b.*(?:>>|\u00bb|-{2,}|:)\s*([crn])\s*[.!]?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -134,9 +145,13 @@ _QUOTED_INSTRUCTION = re.compile(
 def leading_reply_letter(text: str) -> tuple[str, Intent] | None:
     """The reply letter a longer message starts with (``"N - flare day"`` → N, cancel), after
     the reminder's own instruction if the patient quoted it first."""
-    found = _LEADING_LETTER.match(text) or _LEADING_LETTER.match(
-        _QUOTED_INSTRUCTION.sub("", text, count=1)
-    )
+    found = _LEADING_LETTER.match(text) or _TRAILING_LETTER.search(text)
+    for quote in _QUOTED_REMINDER:
+        if found is not None:
+            break
+        unquoted = quote.sub("", text, count=1)
+        if unquoted != text:
+            found = _LEADING_LETTER.match(unquoted)
     if found is None:
         return None
     letter = found.group(1).lower()
