@@ -143,8 +143,8 @@ _TRAILING_LETTER = re.compile(
 
 
 def leading_reply_letter(text: str) -> tuple[str, Intent] | None:
-    """The reply letter a longer message starts with (``"N - flare day"`` → N, cancel), after
-    the reminder's own instruction if the patient quoted it first."""
+    """The reply letter a longer message starts with (``"N - flare day"`` → N, cancel), or
+    gives right after the reminder's own words when the patient quoted them first or last."""
     found = _LEADING_LETTER.match(text) or _TRAILING_LETTER.search(text)
     for quote in _QUOTED_REMINDER:
         if found is not None:
