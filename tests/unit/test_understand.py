@@ -387,6 +387,21 @@ CRISIS = [
     "ya no aguanto, mañana acabo con todo",
     "me dio pena haber amanecido otra vez",
     "nos vemos el martes, si sigo con vida",
+    "the voices on the radio say my coworkers are poisoning my lunch",
+    "took the whole month of pills at once last night because i wanted to sleep",
+    "something keeps telling me i need to punish myself for the mistake",
+    "will they still bill me if i am dead lol. not joking",
+    "up on the scaffold i keep thinking about unclipping my harness",
+    "don't bother rescheduling, i won't be anywhere after friday",
+    "the tv is talking to me again, it says i have to burn the garage down",
+    "her stepdad goes into her room at night and she is scared to go home",
+    "my son swallowed a handful of his sister's pills, we are in the ER",
+    "i see the chips in my arm, got the knife ready to dig them out",
+    "the knife in my truck and its not for work anymore",
+    "made a list of who gets my guitars and records",
+    "mi hijo se quiso ahorcar anoche, estamos en urgencias",
+    "me he estado cortando otra vez, cada vez más seguido",
+    "si no me despierto mañana, mejor. así descanso",
 ]
 
 
@@ -500,6 +515,11 @@ BENIGN: list[tuple[str, Intent | None]] = [
         "my supervisor at the distribution center will kill me if I leave early, any chance of 6?",
         None,
     ),
+    ("N, the site super will kill me if i leave early again", I.CANCEL),
+    ("almost killed myself on your icy front steps last week, is the ramp salted?", None),
+    ("took my dad's old rifle out this morning and got a nice buck, first since he passed", None),
+    ("my granddaughter killed me in 9 moves at chess, so proud", None),
+    ("what's the no show fee if i'm dead lol. kidding, car trouble, can i still come?", None),
 ]
 
 
@@ -1051,6 +1071,11 @@ def test_no_consent_change_from_words_that_only_look_like_one(text: str) -> None
         ("N >> Reminder: your appointment is Thu at 3:00 PM", I.CANCEL),
         ('"Reply C to confirm, R to reschedule" >> R', I.RESCHEDULE),
         ("> Reminder: your appt is Wed at 1:30 PM. N - surgery that morning", I.CANCEL),
+        ("what does R do? does it cancel or let me choose another time", I.HELP),
+        ("what's the charge for a same day cancellation?", I.QUESTION),
+        ("how late can i be before it counts as a no show?", I.QUESTION),
+        ("new phone, please send reminders here instead of the old one", I.OPT_IN),
+        ("send Liam's reminders to me too, he never checks his phone", I.OPT_IN),
     ],
 )
 def test_session_11_round_two_replies(text: str, intent: Intent) -> None:
