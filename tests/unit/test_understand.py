@@ -389,7 +389,7 @@ CRISIS = [
     "nos vemos el martes, si sigo con vida",
     "the voices on the radio say my coworkers are poisoning my lunch",
     "took the whole month of pills at once last night because i wanted to sleep",
-    "something keeps telling me i need to punish myself for the mistake",
+    "something keeps telling me i need to destroy myself for the mistake",
     "will they still bill me if i am dead lol. not joking",
     "up on the scaffold i keep thinking about unclipping my harness",
     "don't bother rescheduling, i won't be anywhere after friday",
@@ -519,6 +519,8 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("almost killed myself on your icy front steps last week, is the ramp salted?", None),
     ("took my dad's old rifle out this morning and got a nice buck, first since he passed", None),
     ("my granddaughter killed me in 9 moves at chess, so proud", None),
+    ("swallowed a lot of water at the pool lol, running late", None),
+    ("the voice assistant keeps listening to me lol, sorry for the weird text", None),
     ("what's the no show fee if i'm dead lol. kidding, car trouble, can i still come?", None),
 ]
 
@@ -1043,6 +1045,7 @@ def test_channel_requests_letters_and_look_alikes_read_right(text: str, intent: 
     [
         "my mind no stop. how do i sleep before the session?",
         "I'll send the forms to your email tonight",
+        "i get no reminders anymore since i switched phones, can you check?",
     ],
 )
 def test_no_consent_change_from_words_that_only_look_like_one(text: str) -> None:
@@ -1076,6 +1079,7 @@ def test_no_consent_change_from_words_that_only_look_like_one(text: str) -> None
         ("how late can i be before it counts as a no show?", I.QUESTION),
         ("new phone, please send reminders here instead of the old one", I.OPT_IN),
         ("send Liam's reminders to me too, he never checks his phone", I.OPT_IN),
+        ("real quick, do you take aetna?", I.QUESTION),
     ],
 )
 def test_session_11_round_two_replies(text: str, intent: Intent) -> None:
