@@ -120,7 +120,6 @@ _LEADING_LETTER = re.compile(
     r"|\s+(?=(?:pls|please|plz|porfa|por favor|thanks|thank you|thx|ty|gracias|sorry)\b))",
     re.IGNORECASE,
 )
-_LETTER_INTENTS = {"c": Intent.CONFIRM, "r": Intent.RESCHEDULE, "n": Intent.CANCEL}
 
 
 # The reminder quoted back before the answer ('"Reply C to confirm, R to reschedule, or N if
@@ -142,20 +141,22 @@ _TRAILING_LETTER = re.compile(
 )
 
 
-def leading_reply_letter(text: str) -> tuple[str, Intent] | None:
+def leading_reply_letter(text: str) -> Keyword | None:
     """The reply letter a longer message starts with (``"N - flare day"`` → N, cancel), or
     gives right after the reminder's own words when the patient quoted them first or last."""
-    found = _LEADING_LETTER.match(text) or _TRAILING_LETTER.search(text)
-    for quote in _QUOTED_REMINDER:
-        if found is not None:
-            break
-        unquoted = quote.sub("", text, count=1)
-        if unquoted != text:
-            found = _LEADING_LETTER.match(unquoted)
+    found = _LEADING_LETTER.match(text) or _TRAILING_LETTER.search(text) or _after_quote(text)
     if found is None:
         return None
     letter = found.group(1).lower()
-    return letter.upper(), _LETTER_INTENTS[letter]
+    return Keyword(word=letter, intent=_KEYWORDS[letter][0], carrier_opt_in=False)
+
+
+def _after_quote(text: str) -> re.Match[str] | None:
+    for quote in _QUOTED_REMINDER:
+        unquoted = quote.sub("", text, count=1)
+        if unquoted != text and (found := _LEADING_LETTER.match(unquoted)):
+            return found
+    return None
 
 
 def _fold(text: str) -> str:

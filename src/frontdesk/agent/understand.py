@@ -45,6 +45,7 @@ from frontdesk.agent import crisis_screen as semantic
 from frontdesk.agent.intent_model import model
 from frontdesk.agent.keywords import (
     CARRIER_CANCEL,
+    Keyword,
     bare_keyword,
     leading_reply_letter,
     normalize,
@@ -320,9 +321,7 @@ def warm_in_background(crisis_screen: bool = True) -> threading.Thread:
     return thread
 
 
-def _rules(
-    normalized: str, *, long: bool = False, letter: tuple[str, Intent] | None = None
-) -> list[Evidence]:
+def _rules(normalized: str, *, long: bool = False, letter: Keyword | None = None) -> list[Evidence]:
     """Evidence from every rule family, safety first; empty when no rule fires. ``letter``: the
     reply letter the message starts with, a strong reply rule of its own."""
     found = safety.crisis_evidence(normalized) + safety.clinical_evidence(normalized)
@@ -342,7 +341,8 @@ def _rules(
     text = lexicons.load("no_rebook").mask(text, " _norebook_ ")
     strong = _family(text, _STRONG_LONG if long else _STRONG)
     if letter is not None:
-        strong.append(Evidence(letter[1], f"leading_letter:{letter[0]}", letter[0]))
+        word = letter.word.upper()
+        strong.append(Evidence(letter.intent, f"leading_letter:{word}", word))
     if any(e.intent is Intent.OPT_IN for e in strong):
         # "Yes, sign me up for the reminders": the yes answers the opt-in, it confirms nothing.
         strong = [
