@@ -70,8 +70,9 @@ _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 # retired sets grow the model's guesses grow less extreme, so it is set as the lowest that keeps
 # that share at or below the end of session 9's (10.3 %): with blind2-195 retired 0.60 (10.15 %;
 # 9.6 % at 0.65, when concerns 0.63-0.65 sure had become "other"), with blind2-203 retired 0.58
-# (10.05 %; 10.36 % at 0.56), with blind2-211 retired 0.58 again (10.03 %; 10.34 % at 0.56), in
-# steps of 0.02 (docs/QUALITY.md, sessions 10 and 11).
+# (10.05 %; 10.36 % at 0.56), with blind2-211 retired 0.58 again (10.03 %; 10.34 % at 0.56), and
+# with blind2-235 retired 0.58 again (10.13 %; 10.38 % at 0.56), in steps of 0.02
+# (docs/QUALITY.md, sessions 10 to 12).
 _SAFETY_FLOOR = 0.58
 _KEYWORD_CONFIDENCE = 0.99
 _CRISIS_CONFIDENCE = 0.95
