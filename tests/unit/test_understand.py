@@ -402,6 +402,13 @@ CRISIS = [
     "mi hijo se quiso ahorcar anoche, estamos en urgencias",
     "me he estado cortando otra vez, cada vez más seguido",
     "si no me despierto mañana, mejor. así descanso",
+    "if i text you the word taco can someone call 911 to my address, he's drunk again",
+    "can you call the police for me? he's outside the door",
+    "he took the door knob off from the inside, I can't get out of the bedroom",
+    "if a patient is deceased, is the family billed for the missed session? asking for planning",
+    "si una persona se muere antes de la cita, ¿le cobran a la familia?",
+    "estuve buscando qué altura tiene el puente nuevo",
+    "scrubbed my wrists with steel wool until they bled, it helps",
 ]
 
 
@@ -522,6 +529,12 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("swallowed a lot of water at the pool lol, running late", None),
     ("the voice assistant keeps listening to me lol, sorry for the weird text", None),
     ("what's the no show fee if i'm dead lol. kidding, car trouble, can i still come?", None),
+    ("my PO is gonna kill me, forgot my paperwork. in the lobby now", None),
+    ("the attendance lady will kill me if i miss 3rd period again", None),
+    ("took a job on a fishing boat, won't be around till spring. please cancel", I.CANCEL),
+    ("N, voy a estar muerto después del turno de noche", I.CANCEL),
+    ("scrubbed the hotel tubs till my hands ached, running 10 min late", None),
+    ("is it ok to call 911 if my mom has a panic attack at night, or is that too much?", None),
 ]
 
 
@@ -1085,4 +1098,38 @@ def test_no_consent_change_from_words_that_only_look_like_one(text: str) -> None
 def test_session_11_round_two_replies(text: str, intent: Intent) -> None:
     """A question about what a letter does never acts on it; a relative's death or a lost phone
     changes where the reminders go; an available time asked as a question is a reschedule."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        (
+            "Reminder: your appt is Mon 3/2 at 9:00 AM. Reply C to confirm, R to reschedule, N to "
+            "cancel. -- C",
+            I.CONFIRM,
+        ),
+        ('"Reply C to confirm, R to reschedule, N to cancel" C', I.CONFIRM),
+        ('"Reply C to confirm, R to reschedule, N to cancel" > N', I.CANCEL),
+        ("I'm confirming. Do NOT cancel me, a no-show gets reported to my program", I.CONFIRM),
+        ("can I wear noise-cancelling headphones in the waiting room?", I.QUESTION),
+        ("just cancel. not moving it, I'll call when I'm ready", I.CANCEL),
+        ("NO not reschedule, cancel. wrong letter", I.CANCEL),
+        ("gotta cancel thursday, can't take another day off", I.CANCEL),
+        ("cancelo, no me dan otro día libre en el trabajo", I.CANCEL),
+        ("What does R stand for? Reschedule or Reply?", I.HELP),
+        ("do i send the letter C or the word confirm?", I.HELP),
+        (
+            "I'm not cancelling, I need a new time. Please don't remove me from the schedule",
+            I.RESCHEDULE,
+        ),
+        ("is there parking or do I take the bus? where's the closest stop", I.QUESTION),
+        ("sorry babe cant talk, at work. love you", I.OTHER),
+        ("perdón, no era para ustedes ese mensaje", I.OTHER),
+    ],
+)
+def test_session_12_replies(text: str, intent: Intent) -> None:
+    """The reminder quoted back with its "N to cancel" is not a cancellation; a letter's meaning
+    asked is help; "do not cancel", "noise-cancelling", "another day off" and "remove me from
+    the schedule" act on nothing; a text meant for someone else cancels nothing."""
     assert understand(text).intent is intent

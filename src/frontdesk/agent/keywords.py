@@ -130,11 +130,14 @@ _QUOTED_REMINDER = tuple(
     re.compile(pattern + _QUOTE_END, re.IGNORECASE | re.DOTALL)
     for pattern in (
         r"^.*?\breply c to confirm\b.*?\bcan['\u2019]?t come\b",
+        r"^.*?\breply c to confirm\b.*?\bto cancel\b",
         r"^.*?\breply c to confirm\b.*?\bto reschedule\b",
         r"^\W*reminder:.*?\b\d{1,2}(?::\d\d)? ?(?:am|pm)\b",
     )
 )
-# A letter after the quoted instruction, at the very end ('"Reply C to confirm" >> C').
+# A letter after the quoted instruction, at the very end ('"Reply C to confirm" >> C'), alone
+# on what is left once the quote is taken away ('"… N to cancel." C').
+_BARE_LETTER = re.compile(r"^\s*([crn])\s*[.!]?\s*$", re.IGNORECASE)
 _TRAILING_LETTER = re.compile(
     r"\breply c to confirm\b.*(?:>>|\u00bb|-{2,}|:)\s*([crn])\s*[.!]?\s*$",
     re.IGNORECASE | re.DOTALL,
@@ -154,7 +157,9 @@ def leading_reply_letter(text: str) -> Keyword | None:
 def _after_quote(text: str) -> re.Match[str] | None:
     for quote in _QUOTED_REMINDER:
         unquoted = quote.sub("", text, count=1)
-        if unquoted != text and (found := _LEADING_LETTER.match(unquoted)):
+        if unquoted != text and (
+            found := _LEADING_LETTER.match(unquoted) or _BARE_LETTER.match(unquoted)
+        ):
             return found
     return None
 
