@@ -327,3 +327,47 @@ def test_the_crisis_line_is_not_the_answer_to_an_ordinary_question() -> None:
     assert all(c.source != "crisis.md" for c in ordinary.citations)
     urgent = answer_question(index, "what number do I call in an emergency at night?")
     assert urgent.answered and "988" in urgent.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "key"),
+    [
+        ("r u open sat", "Harbor Light Counseling is open"),
+        ("i work mon-thurs, anything after work?", "Evening appointments"),
+        ("video session on dec 24, still on?", "December 24"),
+        ("pa la cita por video, cuando es q me mandan el link?", "enlace"),
+    ],
+)
+def test_shortened_days_months_and_spanish_texting_are_spelt_out(
+    demo: KnowledgeIndex, question: str, key: str
+) -> None:
+    got = answer_question(demo, question)
+    assert got.answered and key in got.answer
+
+
+def test_a_short_form_the_documents_use_is_kept_and_spanish_shorthand_stays_spanish() -> None:
+    index = index_of(
+        {
+            "where.md": "# Where\n\nThe office is at 88 Elm Ave, on the second floor.\n",
+            "quick.md": "# Quick questions\n\nFor a quick q about billing, call 555-0100.\n",
+        }
+    )
+    got = answer_question(index, "what floor is the elm ave office on?")
+    assert got.answered and "88 Elm Ave" in got.answer
+    # "q" is Spanish texting for "que" only in a Spanish question.
+    assert answer_question(index, "who do i call for a quick q about billing?", "en").answered
+
+
+def test_the_thing_a_which_question_asks_for_must_be_in_the_answer(demo: KnowledgeIndex) -> None:
+    # The documents give the Westside office's address and no bus: the address is not the
+    # answer to "which bus".
+    assert not answer_question(demo, "Which bus goes to the Westside office on Elm Ave?").answered
+    got = answer_question(demo, "What is the address of the Westside office?")
+    assert got.answered and "88 Elm Ave" in got.answer
+
+
+def test_the_patients_own_figures_do_not_block_the_rule_around_them(demo: KnowledgeIndex) -> None:
+    got = answer_question(
+        demo, "do i need to download zoom or some app for the video visits? my laptop is from 2014"
+    )
+    assert got.answered and got.citations[0].source == "telehealth.md"

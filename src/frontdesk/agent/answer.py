@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
-from frontdesk.agent.retrieval import KnowledgeIndex, Passage, Query, _Prepared
+from frontdesk.agent.retrieval import Concept, KnowledgeIndex, Passage, Query, _Prepared
 from frontdesk.agent.safety import is_crisis
 from frontdesk.agent.text import detect_language, fold, sentences, stem, terms, words
 
@@ -174,6 +174,34 @@ def _implied(query: Query, sentence_text: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# "Which bus goes to the Elm Ave office?" asks for a bus: the word right after "which" or
+# "what" names what is asked, and a passage that says everything else (the office's address)
+# but not that does not answer it.
+_FOCUS = re.compile(
+    r"\b(?:which|what|whats|what's|que|cual|cuales)\s+(?:kind of |kinds of |type of |sort of )?"
+    r"([a-z]{3,})\b"
+)
+
+
+_FACT_FOCUS = frozenset(
+    """time times hour hours day days date hora horas horario dia dias fecha number numero
+    phone telefono address direccion""".split()  # noqa: SIM905
+)
+
+
+def _focus(query: Query) -> Concept | None:
+    found = _FOCUS.search(fold(query.text))
+    if found is None:
+        return None
+    word = found.group(1)
+    if word in _FACT_FOCUS:
+        return None  # a time, a number, an address: asked by its kind of fact (_type_ok)
+    for concept in query.concepts:
+        if fold(concept.word) == word:
+            return concept
+    return None
+
+
 def _type_ok(question: str, sentence_text: str) -> bool:
     q, a = fold(question).strip(" ¿¡"), fold(sentence_text)
     if _ADDRESS_Q.search(q) and "email" not in q and not _ADDRESS_A.search(a):
@@ -231,11 +259,16 @@ def answer_question(index: KnowledgeIndex, question: str, language: str | None =
     if not query.concepts:
         return decline("not_found", lang, asked)
     best: tuple[float, int, list[int], _Prepared] | None = None
+    focus = _focus(query)
     for rank, hit in enumerate(index.search(query, CANDIDATES)):
         prepared = index.prepared[hit.index]
         if hit.coverage < MIN_PASSAGE_COVERAGE and not _implied(query, prepared.passage.text):
             continue
         chosen, score = _sentences_for(index, query, prepared)
+        if focus is not None and chosen:
+            said = prepared.heading_terms.union(*(prepared.sentence_terms[i] for i in chosen))
+            if not any(v in said for v in focus.variants):
+                continue
         score -= RANK_PENALTY * rank
         if chosen and score >= MIN_SENTENCE_COVERAGE and (best is None or score > best[0]):
             best = (score, rank, chosen, prepared)

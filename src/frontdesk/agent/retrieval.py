@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -35,6 +35,7 @@ SYNONYM_WEIGHT = 0.7
 TYPO_WEIGHT = 0.9
 EXTRA_WEIGHT = 0.3
 TITLE_CREDIT = 0.7
+NUMBER_WEIGHT = 0.25
 
 # Verbs and nouns that every kind of question carries; on their own they ask nothing.
 GENERIC_EN = frozenset(
@@ -45,7 +46,7 @@ GENERIC_EN = frozenset(
     possible allowed let help mean means available offer offers provide provides explain sure
     soon right exactly actually maybe currently usually normally also kind sort type tomorrow
     today quick happening coming came went goes left start starting begin pretty super
-    instead people folks real therapy""".split()  # noqa: SIM905
+    instead people folks real therapy hey hi hello sorry thanks please nah prob probably""".split()  # noqa: SIM905
 )
 GENERIC_ES = frozenset(
     """hablar saber decir pregunta preguntar informacion posible puede puedo poder hacer hago
@@ -53,7 +54,8 @@ GENERIC_ES = frozenset(
     tarde noche hoy ayer semana pensar pienso cosa cosas ayuda ayudar significa disponible
     explicar pronto exactamente realmente quizas actualmente normalmente tambien tipo rapido
     alguien gente tiempo entrar ahi alli alla aqui aca atender atenderla atenderlo atiende
-    atienden vaya vayan fui terapia""".split()  # noqa: SIM905
+    atienden vaya vayan fui terapia hola buenas buenos oye oiga disculpe disculpa perdon
+    ahorita soy""".split()  # noqa: SIM905
 )
 # A patient may mix languages, so a frame word of either counts as one; a misspelt one is
 # only looked for in the question's own language ("venmo" is not a misspelt "vengo").
@@ -144,13 +146,64 @@ SHORTHAND = {
     "tele": "telehealth",
     "vm": "voicemail",
     "rn": "right now",
+    "hr": "hour",
+    "st": "street",
+    "ave": "avenue",
+    # Days and months as patients shorten them ("mon-thurs", "dec 24"): documents spell them.
+    "mon": "monday",
+    "tue": "tuesday",
+    "tues": "tuesday",
+    "wed": "wednesday",
+    "thu": "thursday",
+    "thur": "thursday",
+    "thurs": "thursday",
+    "fri": "friday",
+    "sat": "saturday",
+    "sun": "sunday",
+    "jan": "january",
+    "feb": "february",
+    "aug": "august",
+    "sept": "september",
+    "oct": "october",
+    "nov": "november",
+    "dec": "december",
+}
+# Spanish texting, read only in a Spanish question ("hasta q hora", "pa la cita", "toy
+# nerviosa"): in English "q" or "pa" mean something else.
+SHORTHAND_ES = {
+    "q": "que",
+    "k": "que",
+    "pa": "para",
+    "xq": "porque",
+    "pq": "porque",
+    "tmb": "tambien",
+    "tb": "tambien",
+    "toy": "estoy",
+    "ta": "esta",
+    "ud": "usted",
+    "uds": "ustedes",
+    "x": "por",
+    "d": "de",
+    "dr": "doctor",
+    "dra": "doctora",
 }
 _SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")
+_SHORTHAND_ES = re.compile(r"\b(" + "|".join(SHORTHAND_ES) + r")\b")
 
 
-def reframe(question: str) -> str:
+def reframe(
+    question: str, language: str = "en", known: Callable[[str], bool] = lambda word: False
+) -> str:
+    """The question with patients' shorthand spelt out and its frames rewritten. A short form
+    the documents use themselves (``known``: "Elm Ave", "Harbor St") is left as it is."""
     text = fold(question).replace("\u2019", "'")
-    text = _SHORTHAND.sub(lambda m: SHORTHAND[m.group(1)], text)
+
+    def spelt(table: dict[str, str]) -> Callable[[re.Match[str]], str]:
+        return lambda m: m.group(1) if known(m.group(1)) else table[m.group(1)]
+
+    if language == "es":
+        text = _SHORTHAND_ES.sub(spelt(SHORTHAND_ES), text)
+    text = _SHORTHAND.sub(spelt(SHORTHAND), text)
     for pattern, replacement in FRAMES:
         text = pattern.sub(replacement, text)
     return text
@@ -318,7 +371,11 @@ class KnowledgeIndex:
         bm25 = shelf.bm25
         seen: set[str] = set()
         related = synonyms.groups(language)
-        for word in words(reframe(question)):
+
+        def documented(word: str) -> bool:
+            return bm25.document_frequency(stem(word, language)) > 0
+
+        for word in words(reframe(question, language, documented)):
             if word in GENERIC:
                 query.extras.append(stem(word, language))
                 continue
@@ -346,6 +403,10 @@ class KnowledgeIndex:
             present = [bm25.idf(v) for v in variants if bm25.document_frequency(v)]
             concept = Concept(word, variants, asked={base})
             concept.weight = max(present) if present else bm25.idf("\x00unseen")
+            if not present and any(ch.isdigit() for ch in word):
+                # The patient's own figures ("I owe $295", "10 min late", "at 2am") that the
+                # documents never state: what is asked is the rule around them.
+                concept.weight *= NUMBER_WEIGHT
             query.concepts.append(concept)
         return query
 
