@@ -1,7 +1,7 @@
 """Answer-quality harness: the demo knowledge base against labelled questions.
 
 Run ``.venv/bin/python tests/eval/eval_answers.py [--split NAME|all] [--failures]`` (splits:
-dev, dev2, test, test2, test3 … test12). It loads the demo practice's documents into an
+dev, dev2, test, test2, test3 … test16). It loads the demo practice's documents into an
 in-memory database through the knowledge service, asks every question of the split, and prints a
 markdown table; it writes nothing.
 
@@ -15,7 +15,8 @@ held out until its first score, then used for development, and so were ``test4``
 (other writers, the same day); ``test8`` (another writer, the same day) is held out and only
 reported; ``test9`` and ``test10`` (two more writers, 2026-12-07, session 7) were held out
 until their first score, then used for development; so were ``test11`` and ``test12`` (two more
-writers, session 8) and ``test13`` and ``test14`` (two more writers, session 10).
+writers, session 8), ``test13`` and ``test14`` (two more writers, session 10) and ``test15`` and
+``test16`` (two more writers, session 12).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ SPLITS = (
     "dev2",
     "test",
     "test2",
-    *(f"test{n}" for n in range(3, 15)),
+    *(f"test{n}" for n in range(3, 17)),
 )
 
 
