@@ -1133,3 +1133,48 @@ def test_session_12_replies(text: str, intent: Intent) -> None:
     asked is help; "do not cancel", "noise-cancelling", "another day off" and "remove me from
     the schedule" act on nothing; a text meant for someone else cancels nothing."""
     assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ('"Reply C to confirm, R to reschedule, N to cancel" N we dont need it anymore', I.CANCEL),
+        ("Reply R? ok R. Friday won't work, the clinic window is 9 to 11", I.RESCHEDULE),
+        ("ok N. we moved for his job", I.CANCEL),
+        ("HELP??", I.HELP),
+        ("Cancel and I'll rebook when the van is fixed", I.CANCEL),
+        ("just cancel it, I'll sort a new one another time", I.CANCEL),
+        ("cancélela nomás, no ocupo otra fecha por ahora", I.CANCEL),
+        ("cancele la hora porfa, el Hernán tiene fiebre y no lo puedo dejar solo", I.CANCEL),
+        ("Can you call my landline with the reminders instead? I can't read texts", I.OPT_IN),
+        ("what do the letters mean again? R is reschedule?", I.HELP),
+        ("i replied Y and it said invalid?? how do i say yes", I.HELP),
+        ("no more reminders pls, my phone dinging with orders all day is killing me", I.OPT_OUT),
+    ],
+)
+def test_session_12_round_two_replies(text: str, intent: Intent) -> None:
+    """A letter settled on ("ok R.") or given after the quoted reminder answers it; a promise to
+    rebook later does not ask for a new time; a channel by phone is an opt-in; "HELP??" is
+    HELP."""
+    assert understand(text).intent is intent
+
+
+def test_stop_with_a_question_mark_is_no_keyword() -> None:
+    got = understand("stop?")
+    assert not got.is_keyword and got.intent is not I.OPT_OUT
+
+
+def test_a_clinical_matter_inside_a_question_goes_to_staff() -> None:
+    got = understand(
+        "Buenas, mi mamá está durmiendo todo el día con la quetiapina nueva, no quiere ni "
+        "comer. ¿La doctora puede llamarnos?"
+    )
+    assert got.intent is I.CLINICAL_CONCERN
+    assert got.evidence[0].rule.startswith("alongside a reply; model:naive_bayes")
+
+
+def test_an_ordinary_question_stays_a_question() -> None:
+    assert (
+        understand("is there parking at the Harbor Street office, or should I take the bus?").intent
+        is I.QUESTION
+    )

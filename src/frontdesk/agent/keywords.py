@@ -94,11 +94,17 @@ _KEYWORD_STRIP = re.compile(f"^[\\s{_QUOTES}]+|[\\s.!{_QUOTES}]+$")
 def bare_keyword(text: str) -> Keyword | None:
     """The keyword the whole message is, or None (``"Stop."`` → STOP, ``"stop please"`` → None)."""
     body = _KEYWORD_STRIP.sub("", text)
+    # "HELP??" still asks for help; "stop?" or "C?" asks something, it is no keyword.
+    asked = body.rstrip("?\u00bf \t")
+    questioned = asked != body
+    body = _KEYWORD_STRIP.sub("", asked).lstrip("\u00bf")
     if not body or len(body) > 16:
         return None
     body = _emoji_words(body).strip()
     word = " ".join(_fold(body).split())
     found = _KEYWORDS.get(word)
+    if questioned and (found is None or found[0] is not Intent.HELP):
+        return None
     if found is None and body and set(body.split()) <= {"emo_yes"}:
         found = _KEYWORDS["emo_yes"]
     if found is None and body and set(body.split()) <= {"emo_no"}:
@@ -138,6 +144,15 @@ _QUOTED_REMINDER = tuple(
 # A letter after the quoted instruction, at the very end ('"Reply C to confirm" >> C'), alone
 # on what is left once the quote is taken away ('"… N to cancel." C').
 _BARE_LETTER = re.compile(r"^\s*([crn])\s*[.!]?\s*$", re.IGNORECASE)
+# Right after the quoted reminder a lone letter is the answer even when words follow it without
+# punctuation ('"… N to cancel" N we dont need it anymore'): nothing else there is shorthand.
+_WORDS_AFTER_QUOTE = re.compile(r"^\s*([crn])\s+(?=[a-z])(?!u\b|ur\b|ya\b)", re.IGNORECASE)
+# The letter the patient settles on after asking about it ("Reply R? ok R. Friday won't work").
+_OK_LETTER = re.compile(
+    r"^\s*(?:reply\s+[crn]\s*\?\s*)?(?:ok|okay|k|fine|alright|then)[,.!]?\s+([crn])"
+    r"(?:\s*[.,!;:\-\u2013\u2014]+|\s*$)",
+    re.IGNORECASE,
+)
 _TRAILING_LETTER = re.compile(
     r"\breply c to confirm\b.*(?:>>|\u00bb|-{2,}|:)\s*([crn])\s*[.!]?\s*$",
     re.IGNORECASE | re.DOTALL,
@@ -147,7 +162,12 @@ _TRAILING_LETTER = re.compile(
 def leading_reply_letter(text: str) -> Keyword | None:
     """The reply letter a longer message starts with (``"N - flare day"`` → N, cancel), or
     gives right after the reminder's own words when the patient quoted them first or last."""
-    found = _LEADING_LETTER.match(text) or _TRAILING_LETTER.search(text) or _after_quote(text)
+    found = (
+        _LEADING_LETTER.match(text)
+        or _OK_LETTER.match(text)
+        or _TRAILING_LETTER.search(text)
+        or _after_quote(text)
+    )
     if found is None:
         return None
     letter = found.group(1).lower()
@@ -158,7 +178,9 @@ def _after_quote(text: str) -> re.Match[str] | None:
     for quote in _QUOTED_REMINDER:
         unquoted = quote.sub("", text, count=1)
         if unquoted != text and (
-            found := _LEADING_LETTER.match(unquoted) or _BARE_LETTER.match(unquoted)
+            found := _LEADING_LETTER.match(unquoted)
+            or _BARE_LETTER.match(unquoted)
+            or _WORDS_AFTER_QUOTE.match(unquoted)
         ):
             return found
     return None

@@ -21,6 +21,9 @@ The order of reading (each step documented in ``docs/QUALITY.md``):
    ``_LONG_MODEL_FLOOR``; below it a long letter goes to staff); a guess below
    ``MODEL_FLOOR`` is ``other`` (a person reads it). The model never opts anyone out or in,
    and never raises a crisis: a confident crisis/clinical guess becomes ``clinical_concern``.
+   It also reads a reply or question of ten words or more that the rules decided: when it is
+   very sure the message is clinical (``_ALONGSIDE_FLOOR``), safety wins and the message goes
+   to staff as ``clinical_concern`` (evidence ``alongside a reply; model:naive_bayes:…``).
 6. **The crisis screens**, with ``crisis_screen=True`` (the default): a message that is not
    already a crisis is raised to one when it reads like the crisis exemplars, to the
    semantic screen (``crisis_screen``, only with the embeddings extra; evidence
@@ -74,6 +77,16 @@ _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 # with blind2-235 retired 0.58 again (10.13 %; 10.38 % at 0.56), in steps of 0.02
 # (docs/QUALITY.md, sessions 10 to 12).
 _SAFETY_FLOOR = 0.58
+# A reply or a question can carry a clinical matter no rule names ("mi mamá está durmiendo todo
+# el día con la quetiapina nueva, no quiere ni comer. ¿La doctora puede llamarnos?"): safety
+# wins, so when the intent model is this sure that a message of at least _ALONGSIDE_WORDS words
+# is clinical, it goes to staff as a concern instead of being answered or acted on. Measured in
+# session 12 on blind236-251, which the model had not seen: at 0.7, 8 concerns found and nothing
+# lost; at 0.6, 10 found and one lost, and everyday SMS handed to staff 1 -> 5 more
+# (docs/QUALITY.md).
+_REPLY_INTENTS = frozenset({Intent.CONFIRM, Intent.CANCEL, Intent.RESCHEDULE, Intent.QUESTION})
+_ALONGSIDE_WORDS = 10
+_ALONGSIDE_FLOOR = 0.7
 _KEYWORD_CONFIDENCE = 0.99
 _CRISIS_CONFIDENCE = 0.95
 _SOFT_CRISIS_CONFIDENCE = 0.75
@@ -186,6 +199,12 @@ def understand(
     if evidence:
         top = min(evidence, key=lambda e: rank(e.intent))
         intent, confidence = top.intent, _confidence(top)
+        if (
+            intent in _REPLY_INTENTS
+            and len(set(words) - {".", "?"}) >= _ALONGSIDE_WORDS
+            and not long
+        ):
+            intent, confidence = _clinical_alongside(screened, intent, confidence, evidence)
     else:
         intent, confidence, evidence = _model_reading(screened, long=long, asks="?" in words)
     if crisis_screen and screened:
@@ -211,6 +230,24 @@ def understand(
         asks_for_person=asks_for_person,
         asks_if_bot=asks_if_bot,
     )
+
+
+def _clinical_alongside(
+    screened: str, intent: Intent, confidence: float, evidence: list[Evidence]
+) -> tuple[Intent, float]:
+    """A clinical concern the model is sure of in a reply or question (``_ALONGSIDE_FLOOR``);
+    else the rules' reading unchanged."""
+    guess = model().predict(screened) if screened else None
+    if guess is None or guess.intent is not Intent.CLINICAL_CONCERN:
+        # Its crisis guesses are the screens' business: on short everyday text they were
+        # mostly wrong ("voy a estar muerto después del turno").
+        return intent, confidence
+    if guess.confidence < _ALONGSIDE_FLOOR:
+        return intent, confidence
+    evidence.insert(
+        0, Evidence(Intent.CLINICAL_CONCERN, f"alongside a reply; model:naive_bayes:{guess.intent}")
+    )
+    return Intent.CLINICAL_CONCERN, round(guess.confidence, 3)
 
 
 def _model_reading(
