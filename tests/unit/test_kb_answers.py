@@ -371,3 +371,18 @@ def test_the_patients_own_figures_do_not_block_the_rule_around_them(demo: Knowle
         demo, "do i need to download zoom or some app for the video visits? my laptop is from 2014"
     )
     assert got.answered and got.citations[0].source == "telehealth.md"
+
+
+@pytest.mark.parametrize(
+    ("question", "key"),
+    [
+        ("is there an email for billing stuff? i work nights so i cant call yall", "frontdesk@"),
+        ("ustedes abren sabado? es el unico dia que tengo libre", "sábados"),
+        ("hay alguien que hable español? mi mama no habla ingles y quiere ir", "Luis Herrera"),
+    ],
+)
+def test_a_lower_case_question_is_read_without_the_story_after_it(
+    demo: KnowledgeIndex, question: str, key: str
+) -> None:
+    got = answer_question(demo, question)
+    assert got.answered and key in got.answer

@@ -46,7 +46,8 @@ GENERIC_EN = frozenset(
     possible allowed let help mean means available offer offers provide provides explain sure
     soon right exactly actually maybe currently usually normally also kind sort type tomorrow
     today quick happening coming came went goes left start starting begin pretty super
-    instead people folks real therapy hey hi hello sorry thanks please nah prob probably""".split()  # noqa: SIM905
+    instead people folks real therapy hey hi hello sorry thanks please nah prob probably
+    gotta gonna wanna hafta yall lol""".split()  # noqa: SIM905
 )
 GENERIC_ES = frozenset(
     """hablar saber decir pregunta preguntar informacion posible puede puedo poder hacer hago
