@@ -409,6 +409,17 @@ CRISIS = [
     "si una persona se muere antes de la cita, ¿le cobran a la familia?",
     "estuve buscando qué altura tiene el puente nuevo",
     "scrubbed my wrists with steel wool until they bled, it helps",
+    "at least my kids get the line of duty benefit if something happens on a call",
+    "the vodka and pills didnt work last night so here i am",
+    "i wont make it thursday, sorry in advance for the mess",
+    "they forced the pledges to drink until we passed out",
+    "final goodbye, thank you for everything",
+    "crashed my truck on purpose into the guardrail",
+    "driving home without my seatbelt hoping a deer decides for me",
+    "how much of my meds is enough to not wake up",
+    "I do not expect to be here by the end of the month, please cancel",
+    "ya sé dónde amarrarla, la manguera está lista",
+    "estoy casi segura de que la cuidadora le pega a mi mamá",
 ]
 
 
@@ -535,6 +546,9 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("N, voy a estar muerto después del turno de noche", I.CANCEL),
     ("scrubbed the hotel tubs till my hands ached, running 10 min late", None),
     ("is it ok to call 911 if my mom has a panic attack at night, or is that too much?", None),
+    ("gonna die of a caffeine overdose, 3 red bulls already. be there at 4", None),
+    ("please cancel, my father died and we had time to say goodbye. I'll call later", I.CANCEL),
+    ("basta de recordatorios, ya no los necesito, yo me acuerdo sola", I.OPT_OUT),
 ]
 
 
@@ -1178,3 +1192,22 @@ def test_an_ordinary_question_stays_a_question() -> None:
         understand("is there parking at the Harbor Street office, or should I take the bus?").intent
         is I.QUESTION
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        (
+            "> Your appointment with Dr. Moss is on Wed 6/14 at 3:00 PM. Reply C to confirm, R to "
+            "reschedule, N to cancel. -- Yes, confirmed, see you then. Sent from my iPhone",
+            I.CONFIRM,
+        ),
+        ("N, cancelo la del viernes, tengo el trámite del cambio de nombre", I.CANCEL),
+        ("no llego a las 5, ¿la pasamos a mañana?", I.RESCHEDULE),
+        ("is this automated? how do I reply if I want a different time", I.HELP),
+    ],
+)
+def test_session_12_round_three_replies(text: str, intent: Intent) -> None:
+    """A long reply that quotes the whole reminder is read without its "N to cancel"; a name
+    change moves nothing; asking how to reply for a new time is help."""
+    assert understand(text).intent is intent

@@ -367,11 +367,13 @@ def _rules(normalized: str, *, long: bool = False, letter: Keyword | None = None
     hit = lexicons.load("opt_out").search(normalized, short=not long)
     if hit is not None:
         found.append(Evidence(Intent.OPT_OUT, hit.rule, hit.matched))
+    # The quoted reminder goes first, whole: cutting a long message to its head and tail could
+    # leave only its "N to cancel" behind.
+    normalized = lexicons.load("quoted").mask(normalized, " . ")
     if long:
         words = normalized.split()
         normalized = " ".join(words[:_HEAD_WORDS]) + " . " + " ".join(words[-_TAIL_WORDS:])
-    text = lexicons.load("quoted").mask(normalized, " . ")
-    text = lexicons.load("howto").mask(text, " _howto_ ")
+    text = lexicons.load("howto").mask(normalized, " _howto_ ")
     text = lexicons.load("policy").mask(text, " _policy_ ")
     text = lexicons.load("negation").mask(text, " _keep_ ")
     text = lexicons.load("unsure").mask(text, " _unsure_ ")
