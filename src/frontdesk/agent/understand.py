@@ -21,9 +21,9 @@ The order of reading (each step documented in ``docs/QUALITY.md``):
    ``_LONG_MODEL_FLOOR``; below it a long letter goes to staff); a guess below
    ``MODEL_FLOOR`` is ``other`` (a person reads it). The model never opts anyone out or in,
    and never raises a crisis: a confident crisis/clinical guess becomes ``clinical_concern``.
-   It also reads a reply or question of ten words or more that the rules decided: when it is
-   very sure the message is clinical (``_ALONGSIDE_FLOOR``), safety wins and the message goes
-   to staff as ``clinical_concern`` (evidence ``alongside a reply; model:naive_bayes:…``).
+   It also reads a reply or question of ten different words or more that the rules decided:
+   when it is very sure the message is clinical (``_ALONGSIDE_FLOOR``), safety wins and the
+   message goes to staff as ``clinical_concern`` (evidence ``alongside a reply; model:…``).
 6. **The crisis screens**, with ``crisis_screen=True`` (the default): a message that is not
    already a crisis is raised to one when it reads like the crisis exemplars, to the
    semantic screen (``crisis_screen``, only with the embeddings extra; evidence
@@ -79,11 +79,11 @@ _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 _SAFETY_FLOOR = 0.58
 # A reply or a question can carry a clinical matter no rule names ("mi mamá está durmiendo todo
 # el día con la quetiapina nueva, no quiere ni comer. ¿La doctora puede llamarnos?"): safety
-# wins, so when the intent model is this sure that a message of at least _ALONGSIDE_WORDS words
-# is clinical, it goes to staff as a concern instead of being answered or acted on. Measured in
-# session 12 on blind236-251, which the model had not seen: at 0.7, 8 concerns found and nothing
-# lost; at 0.6, 10 found and one lost, and everyday SMS handed to staff 1 -> 5 more
-# (docs/QUALITY.md).
+# wins, so when the intent model is this sure that a message of at least _ALONGSIDE_WORDS
+# different words is clinical, it goes to staff as a concern instead of being answered or acted
+# on. Measured in session 12 on blind236-251, which the model had not seen: at 0.7, 8 concerns
+# found and nothing lost; at 0.6, 10 found and one lost, and everyday SMS handed to staff 1 -> 5
+# more (docs/QUALITY.md).
 _REPLY_INTENTS = frozenset({Intent.CONFIRM, Intent.CANCEL, Intent.RESCHEDULE, Intent.QUESTION})
 _ALONGSIDE_WORDS = 10
 _ALONGSIDE_FLOOR = 0.7
