@@ -420,6 +420,18 @@ CRISIS = [
     "I do not expect to be here by the end of the month, please cancel",
     "ya sé dónde amarrarla, la manguera está lista",
     "estoy casi segura de que la cuidadora le pega a mi mamá",
+    "I keep pressing on the cuts so they hurt more",
+    "left a note for my husband in the garage, call him tomorrow if he doesn't find it",
+    "I had the urge to shake the baby so hard last night",
+    "gave away my guitars and my dog this week. cancel my sessions",
+    "I know exactly how much insulin it would take",
+    "C. sorry in advance for what's going to happen",
+    "stopped my dialysis. I want this to be how it ends",
+    "pulled my port out on purpose last night",
+    "my uncle comes in my bed at night and says it's a game and not to tell",
+    "la enfermera de la noche le pellizca a los abuelitos",
+    "si me revocan, primero me quito la vida",
+    "mi papá dice que piensa en colgarse",
 ]
 
 
@@ -549,6 +561,11 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("gonna die of a caffeine overdose, 3 red bulls already. be there at 4", None),
     ("please cancel, my father died and we had time to say goodbye. I'll call later", I.CANCEL),
     ("basta de recordatorios, ya no los necesito, yo me acuerdo sola", I.OPT_OUT),
+    ("moving Thursday? my managing partner will kill me if I leave early", None),
+    ("cancel friday, cooking for 200 at the quinceañera, I'm going to die", I.CANCEL),
+    ("ill kill you if you pick yasuo again lol wrong chat", None),
+    ("my LAST chemo is Tuesday!! so I won't be around for that session, Thursday?", None),
+    ("quiero cancelar mi cita del lunes, ya no la voy a ocupar gracias", I.CANCEL),
 ]
 
 
@@ -1210,4 +1227,24 @@ def test_an_ordinary_question_stays_a_question() -> None:
 def test_session_12_round_three_replies(text: str, intent: Intent) -> None:
     """A long reply that quotes the whole reminder is read without its "N to cancel"; a name
     change moves nothing; asking how to reply for a new time is help."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("what do the letters mean again? C is cancel right?", I.HELP),
+        ("N - job interview that day. ill call to book something later", I.CANCEL),
+        ("CANCEL. BOARD MEETING. NO ALTERNATIVE TIME NEEDED.", I.CANCEL),
+        ("Cancelen la del miércoles porfa. No la reagenden, yo les aviso.", I.CANCEL),
+        ("Confirming. Shoot me if I try to cancel again, I need this one.", I.CONFIRM),
+        ("cancel. NOT reschedule, just cancel.", I.CANCEL),
+        ("confirmed, my dad thinks I'm cancelling but I'm not", I.CONFIRM),
+        ("N. my mom cant go, if she misses another day at work she's in trouble", I.CANCEL),
+        ("aceptan medicaid? cambié de trabajo y tengo seguro nuevo", I.QUESTION),
+    ],
+)
+def test_session_12_round_four_replies(text: str, intent: Intent) -> None:
+    """A letter's meaning asked is help; a cancellation that rules out a new time, or promises
+    to call later, stays a cancellation; "cancel" said of someone else's fear is no cancel."""
     assert understand(text).intent is intent
