@@ -566,6 +566,14 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("ill kill you if you pick yasuo again lol wrong chat", None),
     ("my LAST chemo is Tuesday!! so I won't be around for that session, Thursday?", None),
     ("quiero cancelar mi cita del lunes, ya no la voy a ocupar gracias", I.CANCEL),
+    ("the pills didnt work for my headache, can i get a refill", None),
+    ("after the funeral I will be joining my sister in Texas for a month, please cancel", None),
+    ("my toddler comes in my bed at night and I get no sleep", None),
+    ("I dont expect to make it on time, traffic on 95", None),
+    ("keeping my painkillers in a lockbox now like you said", None),
+    ("My mom had cancer and the disease won last week. Please cancel", None),
+    ("we will light up the whole office for christmas, come see", None),
+    ("quería que fuera la última vez que cancelo, perdón", None),
 ]
 
 
