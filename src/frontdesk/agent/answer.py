@@ -17,7 +17,15 @@ from typing import Any
 from frontdesk.agent.guard import asks_for_clinical_advice, is_instruction
 from frontdesk.agent.retrieval import Concept, KnowledgeIndex, Passage, Query, _Prepared
 from frontdesk.agent.safety import is_crisis
-from frontdesk.agent.text import detect_language, fold, sentences, stem, terms, words
+from frontdesk.agent.text import (
+    ABBREVIATIONS,
+    detect_language,
+    fold,
+    sentences,
+    stem,
+    terms,
+    words,
+)
 
 # Calibrated on the dev split of tests/eval/answers (see docs/QUALITY.md). In session 12, with
 # texted sentences split at their question marks, 0.63 would have kept the declines (745 of 786
@@ -187,9 +195,8 @@ _FOCUS = re.compile(
 
 
 _FACT_FOCUS = frozenset(
-    """time times hour hours day days date hora horas horario dia dias fecha number numero
-    phone telefono address direccion""".split()  # noqa: SIM905
-)
+    """time times hour hours day days date hora horas horario dia dias fecha""".split()  # noqa: SIM905
+).union(*(names for _, _, names in _FACT_WORDS))
 
 
 def _focus(query: Query) -> Concept | None:
@@ -242,7 +249,10 @@ def the_question(message: str) -> str:
 # mark ends a sentence whatever follows it; a full stop or "!" does where it ends no
 # abbreviation ("my dr. said", "a.m.").
 _TEXTED_END = re.compile(r"[.!?]+\s+")
-_ABBREVIATED = frozenset("dr st mr mrs ms ave ste vs jr sr etc no approx".split())  # noqa: SIM905
+_ABBREVIATED = frozenset(a.rstrip(".").lower() for a in ABBREVIATIONS) | frozenset(
+    "vs jr sr etc no approx".split()  # noqa: SIM905
+)
+_INITIALS = re.compile(r"\w(\.\w)+")  # "a.m", "p.m", "e.g" before their last full stop
 
 
 def _texted_sentences(message: str) -> list[str]:
@@ -252,9 +262,7 @@ def _texted_sentences(message: str) -> list[str]:
         for end in _TEXTED_END.finditer(sentence):
             before = sentence[start : end.start()].split()
             last = before[-1].lower() if before else ""
-            if "?" not in end.group() and (
-                last in _ABBREVIATED or re.fullmatch(r"\w(\.\w)+", last)
-            ):
+            if "?" not in end.group() and (last in _ABBREVIATED or _INITIALS.fullmatch(last)):
                 continue
             found.append(sentence[start : end.end()].strip())
             start = end.end()

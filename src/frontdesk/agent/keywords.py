@@ -95,7 +95,7 @@ def bare_keyword(text: str) -> Keyword | None:
     """The keyword the whole message is, or None (``"Stop."`` → STOP, ``"stop please"`` → None)."""
     body = _KEYWORD_STRIP.sub("", text)
     # "HELP??" still asks for help; "stop?" or "C?" asks something, it is no keyword.
-    asked = body.rstrip("?\u00bf \t")
+    asked = body.rstrip("? \t")
     questioned = asked != body
     body = _KEYWORD_STRIP.sub("", asked).lstrip("\u00bf")
     if not body or len(body) > 16:
@@ -141,18 +141,19 @@ _QUOTED_REMINDER = tuple(
         r"^\W*reminder:.*?\b\d{1,2}(?::\d\d)? ?(?:am|pm)\b",
     )
 )
-# A letter after the quoted instruction, at the very end ('"Reply C to confirm" >> C'), alone
-# on what is left once the quote is taken away ('"… N to cancel." C').
-_BARE_LETTER = re.compile(r"^\s*([crn])\s*[.!]?\s*$", re.IGNORECASE)
-# Right after the quoted reminder a lone letter is the answer even when words follow it without
-# punctuation ('"… N to cancel" N we dont need it anymore'): nothing else there is shorthand.
-_WORDS_AFTER_QUOTE = re.compile(r"^\s*([crn])\s+(?=[a-z])(?!u\b|ur\b|ya\b)", re.IGNORECASE)
+# Right after the quoted reminder a lone letter is the answer, alone ('"… N to cancel." C') or
+# followed by words without punctuation ('"… N to cancel" N we dont need it anymore'): nothing
+# else there is shorthand ("c u", "r ya" stay so).
+_LETTER_AFTER_QUOTE = re.compile(
+    r"^\s*([crn])(?:\s*[.!]?\s*$|\s+(?=[a-z])(?!u\b|ur\b|ya\b))", re.IGNORECASE
+)
 # The letter the patient settles on after asking about it ("Reply R? ok R. Friday won't work").
 _OK_LETTER = re.compile(
     r"^\s*(?:reply\s+[crn]\s*\?\s*)?(?:ok|okay|k|fine|alright|then)[,.!]?\s+([crn])"
     r"(?:\s*[.,!;:\-\u2013\u2014]+|\s*$)",
     re.IGNORECASE,
 )
+# A letter after the quoted instruction, at the very end ('"Reply C to confirm" >> C').
 _TRAILING_LETTER = re.compile(
     r"\breply c to confirm\b.*(?:>>|\u00bb|-{2,}|:)\s*([crn])\s*[.!]?\s*$",
     re.IGNORECASE | re.DOTALL,
@@ -178,9 +179,7 @@ def _after_quote(text: str) -> re.Match[str] | None:
     for quote in _QUOTED_REMINDER:
         unquoted = quote.sub("", text, count=1)
         if unquoted != text and (
-            found := _LEADING_LETTER.match(unquoted)
-            or _BARE_LETTER.match(unquoted)
-            or _WORDS_AFTER_QUOTE.match(unquoted)
+            found := _LEADING_LETTER.match(unquoted) or _LETTER_AFTER_QUOTE.match(unquoted)
         ):
             return found
     return None

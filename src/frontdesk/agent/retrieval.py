@@ -185,7 +185,6 @@ SHORTHAND_ES = {
     "uds": "ustedes",
     "x": "por",
     "d": "de",
-    "dr": "doctor",
     "dra": "doctora",
 }
 _SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")

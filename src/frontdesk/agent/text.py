@@ -114,7 +114,7 @@ def content_words(text: str, language: str) -> list[str]:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(¿¡]?[A-Z0-9ÁÉÍÓÚÑ])")
-_ABBREVIATIONS = ("Dr.", "Mr.", "Mrs.", "Ms.", "St.", "Ave.", "Ste.", "e.g.", "i.e.", "a.m.")
+ABBREVIATIONS = ("Dr.", "Mr.", "Mrs.", "Ms.", "St.", "Ave.", "Ste.", "e.g.", "i.e.", "a.m.")
 
 
 def sentences(text: str) -> list[str]:
@@ -127,7 +127,7 @@ def sentences(text: str) -> list[str]:
         pieces = _SENTENCE_END.split(line)
         merged: list[str] = []
         for piece in pieces:
-            if merged and merged[-1].endswith(_ABBREVIATIONS):
+            if merged and merged[-1].endswith(ABBREVIATIONS):
                 merged[-1] = f"{merged[-1]} {piece}"
             else:
                 merged.append(piece)
