@@ -432,6 +432,16 @@ CRISIS = [
     "la enfermera de la noche le pellizca a los abuelitos",
     "si me revocan, primero me quito la vida",
     "mi papá dice que piensa en colgarse",
+    "sorted out my will and cut off my phone line, you won't be able to reach me after friday",
+    "the man who drives her home is a registered sex offender",
+    "my neighbour's nanny never leaves the flat, I think she is being held there",
+    "her coach threatened her if she tells anyone about the weigh-ins",
+    "bought a rope last week and I'm still deciding things",
+    "ya arreglé todo, perdónenme. el seguro de vida es para mis hijos",
+    "me quemo con el encendedor cuando no aguanto",
+    "el profe la amenazó si nos cuenta algo",
+    "el dueño se metió a mi cuarto anoche y me tocó",
+    "le dejé la gata a mi hermana y las cosas en orden. gracias por todo, adiós",
 ]
 
 
@@ -574,6 +584,11 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("My mom had cancer and the disease won last week. Please cancel", None),
     ("we will light up the whole office for christmas, come see", None),
     ("quería que fuera la última vez que cancelo, perdón", None),
+    ("did suicide drills at practice, legs are jelly, see you thursday", None),
+    ("skipping that hearing would be suicide for my case, can we do monday?", None),
+    ("my son dented the car on a post and I'm gonna kill him. cancel friday", I.CANCEL),
+    ("school pickup and the pharmacy run are gonna kill me tuesday, move me to wed?", None),
+    ("le dejé el Canelo a la vecina para la cita, nos vemos mañana", None),
 ]
 
 
@@ -597,6 +612,9 @@ CLINICAL = [
     "skipping meals again, not terrible but wanted you to know",
     "we had a miscarriage in june and i can't stop thinking about it",
     "the grounding exercises aren't working anymore",
+    "barely eating lately, lost 12 lbs since the move",
+    "I've been drinking more than I should since the layoff",
+    "I keep checking the stove 20 times before I can leave",
 ]
 
 
@@ -1255,4 +1273,38 @@ def test_session_12_round_three_replies(text: str, intent: Intent) -> None:
 def test_session_12_round_four_replies(text: str, intent: Intent) -> None:
     """A letter's meaning asked is help; a cancellation that rules out a new time, or promises
     to call later, stays a cancellation; "cancel" said of someone else's fear is no cancel."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("running behind, be there in 10", I.OTHER),
+        ("stuck on the bridge, be there soon", I.OTHER),
+        ("does my daughter need me to be there for her first session?", I.QUESTION),
+        ("yes, will be there", I.CONFIRM),
+        ("cx tomorrow, kid is sick", I.CANCEL),
+        ("what does N mean, cancel or no?", I.HELP),
+        ("is R reply or reschedule", I.HELP),
+        ("¿qué significa la R?", I.HELP),
+        ("do I just type the letter?", I.HELP),
+        ("¿pueden dejar de mandarme mensajes?", I.OPT_OUT),
+        ("cancel monday please. don't put me in for another one yet", I.CANCEL),
+        ("cancelen el lunes. no me la cambien a otra fecha", I.CANCEL),
+        ("can't do tuesday. anything thursday afternoon?", I.RESCHEDULE),
+        ("please rebook me for the week after, I'm away", I.RESCHEDULE),
+        ("not cancelling! the word cancel in the text confused me. see you friday", I.CONFIRM),
+        ("Say. I mean C", I.CONFIRM),
+        ("no puedo ir el martes, me cambiaron el turno, cancélenla", I.CANCEL),
+        ("¿aceptan Aetna? me cambiaron el seguro", I.QUESTION),
+        ("running 5 late, parking is a nightmare", I.OTHER),
+        ("could we push it a week? I feel awful asking again", I.RESCHEDULE),
+    ],
+)
+def test_session_13_replies(text: str, intent: Intent) -> None:
+    """A bare "be there in 10" is a running-late note; a letter's meaning asked is help; an
+    opt-out asked as a question is an opt-out; a cancellation that rules out another time stays
+    one; "me cambiaron el turno" (my shift was changed) asks for no new time; "the word cancel"
+    is mentioned, not meant; a nightmare of a car park and feeling awful for asking are no
+    clinical matter."""
     assert understand(text).intent is intent

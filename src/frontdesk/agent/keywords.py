@@ -289,7 +289,7 @@ _NOT_TYPOS = frozenset({
     "evening", "evenings", "events", "hopeful", "useless", "careless", "cancelada",
     "cancelado", "cambia", "cambio", "cambie", "confirma", "confirme", "reagende",
     "reprograme", "manana", "mañana", "pastilla", "sesiones", "session's", "cause",
-    "concealed", "concealing", "conceals",
+    "concealed", "concealing", "conceals", "canelo", "canela", "canelos", "cambiaron",
 })
 
 # fmt: on
