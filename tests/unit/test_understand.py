@@ -442,6 +442,41 @@ CRISIS = [
     "el profe la amenazó si nos cuenta algo",
     "el dueño se metió a mi cuarto anoche y me tocó",
     "le dejé la gata a mi hermana y las cosas en orden. gracias por todo, adiós",
+    "been saving a few pills from every refill. I just like knowing they're there",
+    "brought the weed killer jug home and I keep staring at it",
+    "found where my grandpa hid his shotgun. funny how things line up",
+    "made up my mind this week and I feel calm. this is the last one I'll confirm",
+    "pocketed two vials of fentanyl from the cart, just want the option there",
+    "drove home after a double hoping I'd hit a tree",
+    "her dad left her home alone all weekend again, she's 5",
+    "my brother held her down and cut her hair off",
+    "grandpa says he'll pray the gay out of him",
+    "got kicked out, nowhere to sleep tonight",
+    "we took the inside handle off her bedroom door until she listens",
+    "if they cut me off I don't see the point of sticking around",
+    "he said if i tell anyone he'll hurt my mom",
+    "honestly I'd rather not wake up tomorrow",
+    "he won't give her meals until she signs her pension check over to him",
+    "found some pills at the park, idc what's in them",
+    "no formula left and the baby's been crying for hours, i cant get up",
+    "he took his belt to our 8 year old, it left welts",
+    "probably my last session anyway. left a letter for you in an envelope",
+    "she had 6 drinks and grabbed the keys with the kids in the back",
+    "gonna leave him in the car seat during my session, he naps better",
+    "tell the doctor I know what car she drives",
+    "I've worked out how I'd do it if the scan is bad",
+    "he keeps saying he's going to throw himself off the roof",
+    "there was a bruise on her arm and she flinched when the aide came in",
+    "my brother texted 'look after mom' and now he's not answering",
+    "what's the lethal dose of my sleeping pills",
+    "the aide leaves him sitting in soiled clothes",
+    "the guy says she owes him 10k and makes her work, she can't leave",
+    "my son shoved my mother down the stairs",
+    "un señor que conocí me va a llevar a trabajar lejos, sin decirle a nadie",
+    "dijo que va a volver por ella esta noche",
+    "dice que se va a deshacer de el bebé",
+    "el padrastro lo aventó contra la pared",
+    "el dueño me cobra con favores y si no me echa",
 ]
 
 
@@ -589,6 +624,12 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("my son dented the car on a post and I'm gonna kill him. cancel friday", I.CANCEL),
     ("school pickup and the pharmacy run are gonna kill me tuesday, move me to wed?", None),
     ("le dejé el Canelo a la vecina para la cita, nos vemos mañana", None),
+    ("cancel thursday, my advisor will kill me if I miss lab meeting", I.CANCEL),
+    ("Dr. Patel is going to kill me, I skipped the worksheets. see you tues", None),
+    ("moving my session would be career suicide this week, any time after 6?", None),
+    ("stop the texts please, my phone goes off like a machine gun", I.OPT_OUT),
+    ("ignore that, the 'gonna strangle him' was about my roommate 😂", None),
+    ("mi hija dice que la mato de vergüenza cuando bailo", None),
 ]
 
 
@@ -615,6 +656,7 @@ CLINICAL = [
     "barely eating lately, lost 12 lbs since the move",
     "I've been drinking more than I should since the layoff",
     "I keep checking the stove 20 times before I can leave",
+    "the prazosin makes me dizzy when I stand up, should I keep taking it?",
 ]
 
 
@@ -1307,4 +1349,34 @@ def test_session_13_replies(text: str, intent: Intent) -> None:
     one; "me cambiaron el turno" (my shift was changed) asks for no new time; "the word cancel"
     is mentioned, not meant; a nightmare of a car park and feeling awful for asking are no
     clinical matter."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("can you text me instead of emailing?", I.OPT_IN),
+        ("mándenme los recordatorios por WhatsApp en vez de correo", I.OPT_IN),
+        ("please add my whatsapp for reminders", I.OPT_IN),
+        ("I replied C and still got another reminder, did it go through?", I.HELP),
+        ("what does replying N do, cancel or just tell you?", I.HELP),
+        ("which letter is reschedule??", I.HELP),
+        ("which number do I text back?", I.HELP),
+        ("does it have to be a capital C?", I.HELP),
+        ("can we slide Tuesday to Thursday?", I.RESCHEDULE),
+        ("any chance of moving to the afternoon?", I.RESCHEDULE),
+        ("¿podemos pasar la cita a las 5?", I.RESCHEDULE),
+        ("anything early next week?", I.RESCHEDULE),
+        ("gotta kill friday's appointment, sorry", I.CANCEL),
+        ("have to bail on tomorrow, sorry", I.CANCEL),
+        ("cancel tomorrow please, I'll call to rebook when I'm better", I.CANCEL),
+        ("good morning!", I.OTHER),
+        ("do I need new forms or is last year's paperwork still good?", I.QUESTION),
+        ("can I do telehealth? does it work on a phone", I.QUESTION),
+    ],
+)
+def test_session_13_round_one_replies(text: str, intent: Intent) -> None:
+    """A channel asked for instead of another is an opt-in; a reply that seemed lost, what a
+    letter does and which number to answer are help; other words for a new time reschedule;
+    "kill my appointment", "bail on" cancel; "good morning" confirms nothing."""
     assert understand(text).intent is intent
