@@ -648,6 +648,14 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("stop the texts please, my phone goes off like a machine gun", I.OPT_OUT),
     ("ignore that, the 'gonna strangle him' was about my roommate 😂", None),
     ("mi hija dice que la mato de vergüenza cuando bailo", None),
+    ("can we move it so I can be with him for his surgery?", None),
+    ("my son isn't allowed to use the phone after 9, text me instead", None),
+    ("I always shake the baby bottle before feeding, is that ok?", None),
+    ("took 2 of my tylenol for the headache, see you at 3", None),
+    ("they're sending guys to the house to fix the roof, can we do 4?", None),
+    ("good knowing the crisis line is there. see you friday", None),
+    ("I know what I'm doing Saturday, so Friday works", None),
+    ("mi novio de 25 años me acompaña a la cita", None),
 ]
 
 
