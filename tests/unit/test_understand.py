@@ -1406,3 +1406,47 @@ def test_session_13_round_one_replies(text: str, intent: Intent) -> None:
     letter does and which number to answer are help; other words for a new time reschedule;
     "kill my appointment", "bail on" cancel; "good morning" confirms nothing."""
     assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Texted C but it says not delivered?? did it go through", I.HELP),
+        ("puse C y me llegó otro mensaje, ¿quedó?", I.HELP),
+        ("¿qué significa la N? ¿si la pongo se cancela todo?", I.HELP),
+        ("what do C R and N stand for?", I.HELP),
+        ("can I text back in full sentences or only the letters?", I.HELP),
+        ("¿estos mensajes me cuestan?", I.HELP),
+        ("who exactly am I replying to?", I.HELP),
+        ("¿me podéis mandar los recordatorios por WhatsApp en vez de por email?", I.OPT_IN),
+        ("please send mom's reminders to my phone too", I.OPT_IN),
+        ("bájenme de la lista de textos", I.OPT_OUT),
+        ("these texts are too early, turn them off please", I.OPT_OUT),
+        ("can you send the texts again, I turned them off by mistake", I.OPT_IN),
+        ("can't do the 9th. 10th or 11th?", I.RESCHEDULE),
+        ("is the 16th open?", I.RESCHEDULE),
+        ("anything mon or tues am?", I.RESCHEDULE),
+        ("could we switch her to wednesdays going forward?", I.RESCHEDULE),
+        ("¿hay citas más temprano?", I.RESCHEDULE),
+        ("baby's sick, we'll skip this one", I.CANCEL),
+        ("please cancel, I'll call about another time later", I.CANCEL),
+        ("what's the fee if we cancel the same day?", I.QUESTION),
+        ("Need to move my 10am, mediation with my lawyer got moved to that time", I.RESCHEDULE),
+    ],
+)
+def test_session_13_round_two_replies(text: str, intent: Intent) -> None:
+    """A reply that seemed lost, what a letter does, sentences or letters and the texts' cost
+    are help; someone else's reminders to my phone is an opt-in; "bájenme de la lista" and
+    "turn them off" opt out ("by mistake" does not); dates offered reschedule; "skip this one"
+    cancels; a fee asked about is a question; "mediation" is not a typo of "medication"."""
+    assert understand(text).intent is intent
+
+
+def test_apostrophe_contractions_are_read_before_apostrophes_go() -> None:
+    assert normalize("we're good, he'll come, she\u2019ll call") == (
+        "we are good . he will come . she will call"
+    )
+    # Without the apostrophe they are other words.
+    assert normalize("we were well") == "we were well"
+    # Read as "we will", "be in touch" still confirms nothing.
+    assert understand("We'll be in touch when he's back").intent is not I.CONFIRM

@@ -290,11 +290,14 @@ _NOT_TYPOS = frozenset({
     "cancelado", "cambia", "cambio", "cambie", "confirma", "confirme", "reagende",
     "reprograme", "manana", "mañana", "pastilla", "sesiones", "session's", "cause",
     "concealed", "concealing", "conceals", "canelo", "canela", "canelos", "cambiaron",
+    "mediation", "mediator", "mediators",
 })
 
 # fmt: on
 
 _APOSTROPHES = re.compile("['`\u2019\u00b4]")
+_CONTRACTED = {"re": "are", "ll": "will"}
+_CONTRACTIONS = re.compile("\\b(we|he|she|they|it|you)['`\u2019\u00b4](re|ll)\\b")
 _INNER_HYPHEN = re.compile(r"(?<=[a-z0-9])-(?=[a-z0-9])")
 _TOKEN = re.compile(r"[a-z0-9]+(?:_[a-z]+)?|[?]|[.,;:!()\-/]+")
 
@@ -302,7 +305,11 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:_[a-z]+)?|[?]|[.,;:!()\-/]+")
 def normalize(text: str) -> str:
     """Lower-case words with shorthand expanded and typos fixed; ``?`` kept, other
     punctuation becomes ``.`` (a clause break)."""
-    text = _APOSTROPHES.sub("", _fold(_emoji_words(text))).replace("¿", " ? ")
+    text = _fold(_emoji_words(text))
+    # Written with an apostrophe these are unambiguous; without it they are other words
+    # ("were", "well", "hell", "shell"), so they are read before apostrophes go.
+    text = _CONTRACTIONS.sub(lambda m: f"{m.group(1)} {_CONTRACTED[m.group(2)]}", text)
+    text = _APOSTROPHES.sub("", text).replace("¿", " ? ")
     # A hyphen inside a word joins, it does not end a clause: "self-harm" reads "self harm".
     text = _INNER_HYPHEN.sub(" ", text)
     raw = _TOKEN.findall(text)
