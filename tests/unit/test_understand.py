@@ -495,6 +495,26 @@ CRISIS = [
     "la mamá la deja sola días enteros sin nada de comida",
     "mi esposo dice que si no son míos no son de nadie",
     "su papá lo sigue amarrando en el corral",
+    "my 15 year old niece has a boyfriend who is 27",
+    "honestly I'm done with everything. just done",
+    "her boyfriend shook the baby when he wouldn't stop crying",
+    "I keep thinking about drinking the bleach under the sink",
+    "gave my nephew my dress blues and the purple heart this week",
+    "made sure the life insurance is paid up so my kids are covered",
+    "hazing tonight, last year a pledge ended up in the ICU",
+    "I know how many I need now, been saving them",
+    "tonight I finish plan",
+    "he said if I tell the therapist he will hurt the baby",
+    "the stairs would be the simplest way out",
+    "the guy from the gym followed me home again",
+    "ending it saturday, cancel my appts",
+    "everyone's better off without me",
+    "I've started counting my insulin pens again",
+    "ya le di la troca a mi primo, así queda todo organizado, gracias por todo, adiós",
+    "a un novato le hicieron beber lejía",
+    "llevo toda la noche viendo el puente",
+    "el líder le dijo que no me contara nada",
+    "será la última vez que me ven",
 ]
 
 
@@ -656,6 +676,8 @@ BENIGN: list[tuple[str, Intent | None]] = [
     ("good knowing the crisis line is there. see you friday", None),
     ("I know what I'm doing Saturday, so Friday works", None),
     ("mi novio de 25 años me acompaña a la cita", None),
+    ("the imagery from the deposition followed me home, sleeping poorly", None),
+    ("my 14 yr old has a 45 minute drive, can we do 4?", None),
 ]
 
 
