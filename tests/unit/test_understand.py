@@ -1472,3 +1472,29 @@ def test_apostrophe_contractions_are_read_before_apostrophes_go() -> None:
     assert normalize("we were well") == "we were well"
     # Read as "we will", "be in touch" still confirms nothing.
     assert understand("We'll be in touch when he's back").intent is not I.CONFIRM
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("can u add whatsapp too", I.OPT_IN),
+        ("my email is dead, text me instead", I.OPT_IN),
+        ("please add me to my son's reminders, I'm his guardian", I.OPT_IN),
+        ("can you switch them back on?", I.OPT_IN),
+        ("quítenla de los recordatorios, ya no viene", I.OPT_OUT),
+        ("replied Y to the wrong one, how do I undo that?", I.HELP),
+        ("can I write normally or just the letter?", I.HELP),
+        ("¿qué pongo si sí voy?", I.HELP),
+        ("is there a monday or tuesday?", I.RESCHEDULE),
+        ("can the 6pm be moved earlier?", I.RESCHEDULE),
+        ("cambiadme la del viernes, porfa", I.RESCHEDULE),
+        ("can't do today, flat tire", I.CANCEL),
+        ("I'm NOT cancelling, hit N by accident. C C C", I.CONFIRM),
+        ("coach will bury me on the bench if I miss practice, anything after 6?", I.RESCHEDULE),
+    ],
+)
+def test_session_13_round_three_replies(text: str, intent: Intent) -> None:
+    """Another channel "too", "text me instead" and reminders switched back on are opt-ins;
+    undoing a reply and replying "normally" are help; offered days and "be moved earlier"
+    reschedule; a letter hit by accident and then corrected still confirms."""
+    assert understand(text).intent is intent
