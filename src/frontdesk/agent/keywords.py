@@ -296,8 +296,11 @@ _NOT_TYPOS = frozenset({
 # fmt: on
 
 _APOSTROPHES = re.compile("['`\u2019\u00b4]")
+# The contractions _SHORTHAND cannot expand once the apostrophe goes: "were", "well", "hell",
+# "shell" are other words ("hell"/"shell" are still guessed from the next word in ``_word``), and
+# "theyll" is not listed; "youre", "itll", "youll" are, unambiguously.
 _CONTRACTED = {"re": "are", "ll": "will"}
-_CONTRACTIONS = re.compile("\\b(we|he|she|they|it|you)['`\u2019\u00b4](re|ll)\\b")
+_CONTRACTIONS = re.compile("\\b(we|he|she|they)['`\u2019\u00b4](re|ll)\\b")
 _INNER_HYPHEN = re.compile(r"(?<=[a-z0-9])-(?=[a-z0-9])")
 _TOKEN = re.compile(r"[a-z0-9]+(?:_[a-z]+)?|[?]|[.,;:!()\-/]+")
 
@@ -306,8 +309,7 @@ def normalize(text: str) -> str:
     """Lower-case words with shorthand expanded and typos fixed; ``?`` kept, other
     punctuation becomes ``.`` (a clause break)."""
     text = _fold(_emoji_words(text))
-    # Written with an apostrophe these are unambiguous; without it they are other words
-    # ("were", "well", "hell", "shell"), so they are read before apostrophes go.
+    # Read before the apostrophes go (see _CONTRACTIONS).
     text = _CONTRACTIONS.sub(lambda m: f"{m.group(1)} {_CONTRACTED[m.group(2)]}", text)
     text = _APOSTROPHES.sub("", text).replace("¿", " ? ")
     # A hyphen inside a word joins, it does not end a clause: "self-harm" reads "self harm".
