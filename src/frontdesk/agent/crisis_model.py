@@ -41,9 +41,8 @@ from frontdesk.agent.tsv import data_lines, retired_examples
 
 # Set so that 2 % of short everyday SMS (the SMS Spam Collection's ham, up to LONG_WORDS)
 # reads as a crisis to the model (docs/QUALITY.md; recalibrated after each change of the
-# training examples, last in session 13 with blind2-275 retired, and again when apostrophe
-# contractions began to be read, which changes the text the model learns from).
-THRESHOLD = 0.501
+# training examples, last in session 14 with blind2-299 retired).
+THRESHOLD = 0.495
 # A message longer than this (as ``understand.LONG_WORDS``) is a letter, not a reply: the
 # rules read all of it, and the model must be surer, because a long ordinary text shares
 # more words with the crisis examples than a short one (docs/QUALITY.md).
@@ -54,11 +53,10 @@ LONG_WORDS = 40
 # C-SSRS users with ideation or worse that are flagged (274 of 293); since session 10 it keeps
 # CounselChat's real questions handed to staff at 59 % or more (with the sentence check below,
 # the first two rules alone allowed 0.802, and that share fell to 57.4 %). It is the highest
-# value (in steps of 0.001) that keeps all three: with blind2-275 retired, and apostrophe
-# contractions read, 0.713 (r/SuicideWatch 0.862, C-SSRS 275, CounselChat 59.0 %, the five control
-# subreddits of the RMHD sample 15.3 %).
+# value (in steps of 0.001) that keeps all three: with blind2-299 retired, 0.719 (r/SuicideWatch
+# 0.862, C-SSRS 275, CounselChat 59.0 %, the five control subreddits of the RMHD sample 15.7 %).
 # At their old rate the long posts would lose about two points of recall.
-LONG_THRESHOLD = 0.713
+LONG_THRESHOLD = 0.719
 # A long message can bury the crisis in one sentence among scheduling and billing ("…and could
 # you send the invoice. I went back to cutting last night. Also my new insurance is…"): the
 # whole message then reads ordinary to the model. One sentence of at least SENTENCE_WORDS
@@ -74,8 +72,8 @@ SENTENCE_WORDS = 4
 # reads it instead of the agent answering it ("when unsure, escalate"). Set so that the band
 # holds the same share of short everyday SMS as when it was introduced (8.6 %); with word
 # triples and more training the model's probabilities are less extreme, so that share now
-# starts at 0.345 (with blind2-275 retired and apostrophe contractions read).
-CONCERN_THRESHOLD = 0.345
+# starts at 0.347 (with blind2-299 retired).
+CONCERN_THRESHOLD = 0.347
 # A crisis that only topic-word rules found, in words the model finds plainly ordinary, goes
 # to staff as a clinical concern instead: a person still reads it, but there is no urgent page
 # and no crisis message. Nearly every false crisis on the blind sets' look-alikes came from a rule

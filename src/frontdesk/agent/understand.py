@@ -75,7 +75,8 @@ _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 # 9.6 % at 0.65, when concerns 0.63-0.65 sure had become "other"), with blind2-203 retired 0.58
 # (10.05 %; 10.36 % at 0.56), with blind2-211 retired 0.58 again (10.03 %; 10.34 % at 0.56), and
 # with blind2-235 retired 0.58 again (10.13 %; 10.38 % at 0.56), and with blind2-275 retired
-# 0.56 (10.19 %; 10.44 % at 0.54; 10.17 % once apostrophe contractions were read), in steps of
+# 0.56 (10.19 %; 10.44 % at 0.54; 10.17 % once apostrophe contractions were read; with blind2-299
+# retired 0.56 again: 10.17 %, 10.48 % at 0.54), in steps of
 # 0.02 (docs/QUALITY.md, sessions 10 to 13).
 _SAFETY_FLOOR = 0.56
 # A reply or a question can carry a clinical matter no rule names ("mi mamá está durmiendo todo
