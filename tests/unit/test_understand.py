@@ -1039,6 +1039,9 @@ def test_person_and_bot_flags(text: str, person: bool, bot: bool) -> None:
         ("¿Dónde?", "? donde ?"),
         ("he'll kill me", "he will kill me"),
         ("self-harm, again - sorry", "self harm . again . sorry"),  # a hyphen inside a word joins
+        ("salió de la cárcel", "salio de la carcel"),  # jail, not "cancel"
+        ("decreased appetite, homeless shelter", "decreased appetite . homeless shelter"),
+        ("el mensaje de cancelación", "el mensaje de cancelacion"),
     ],
 )
 def test_normalize(raw: str, normalized: str) -> None:
@@ -1346,6 +1349,62 @@ def test_session_12_round_two_replies(text: str, intent: Intent) -> None:
     rebook later does not ask for a new time; a channel by phone is an opt-in; "HELP??" is
     HELP."""
     assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("am I texting the office or an automated system?", I.HELP),
+        ("do I reply here or in the portal? the app confused me", I.HELP),
+        ("do I have to answer every reminder or only the last one?", I.HELP),
+        ("what do I press to say yes?", I.HELP),
+        ("i keep replying C and nothing happens, is anyone actually reading these?", I.HELP),
+        ("this bot is so slow lol. can I get a person?", I.HELP),
+        ("¿me puede comunicar con una persona?", I.HELP),
+        ("how does this texting thing work, is it just for confirming?", I.HELP),
+        ("¿cuál es la política de cancelación? ¿me cobran?", I.QUESTION),
+        ("can you also text my dad the reminders? he drives me", I.OPT_IN),
+        ("she'd like the reminders emailed as well as texted", I.OPT_IN),
+        ("agregame al WhatsApp pa los recordatorios porfa", I.OPT_IN),
+        ("anótenme para los recordatorios por mensaje", I.OPT_IN),
+        ("mi hijo no podrá ir el jueves, gracias", I.CANCEL),
+        ("we'll pass on this week's session, the team made state", I.CANCEL),
+        ("She cannot make Friday, her son is visiting", I.CANCEL),
+        ("I shall not attend Monday. Regards", I.CANCEL),
+        ("could my appt go to after 5? new pickup schedule", I.RESCHEDULE),
+        ("¿se puede pasar lo del martes al jueves?", I.RESCHEDULE),
+        ("¿me pasás la sesión a la semana que viene?", I.RESCHEDULE),
+        ("¿me da una cita el 22 en lugar de la del 15?", I.RESCHEDULE),
+        ("might I come an hour later on Monday? the van is late", I.RESCHEDULE),
+        ("the letter says the 9th but i can only do the 10th", I.RESCHEDULE),
+        ("do you have evening hours? I can only come after 6", I.QUESTION),
+        ("urges are bad this week, need some strategies asap", I.CLINICAL_CONCERN),
+        ("keep seeing the accident when i close my eyes", I.CLINICAL_CONCERN),
+    ],
+)
+def test_session_14_replies(text: str, intent: Intent) -> None:
+    """Round one of session 14: how replying works and a person asked for are help; a policy
+    question in Spanish is not a cancellation ("cancelación" was corrected to English); a
+    relative or a second channel added opts in ("para los recordatorios" is no "stop"); "no
+    podrá ir", "pass on", "cannot make Friday" cancel; "go to after 5", "pasar lo del martes",
+    "en lugar de la del 15", "an hour later" reschedule; strategies and intrusive images are
+    clinical."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "since he came home from deployment I feel nothing, like watching a movie of my own "
+        "life. everyone expects me to be happy. is this a thing? can we talk about it",
+        "home aide for Mr. B here. he has been much more down this week, not wanting to get "
+        "dressed, not touching his crossword. can the therapist call him before his appt?",
+    ],
+)
+def test_symptoms_asked_about_as_a_question_go_to_staff(text: str) -> None:
+    """A question that describes symptoms, short or long, is a concern for staff when the
+    model reads it as clinical even if unsure (``_QUESTION_ALONGSIDE_FLOOR``)."""
+    assert understand(text).intent is I.CLINICAL_CONCERN
 
 
 def test_stop_with_a_question_mark_is_no_keyword() -> None:

@@ -291,6 +291,10 @@ _NOT_TYPOS = frozenset({
     "reprograme", "manana", "mañana", "pastilla", "sesiones", "session's", "cause",
     "concealed", "concealing", "conceals", "canelo", "canela", "canelos", "cambiaron",
     "mediation", "mediator", "mediators",
+    # Spanish and English words a correction changed the meaning of (session 14): jail read as
+    # "cancel", "homeless" as "hopeless", a decreased appetite as "depressed".
+    "carcel", "homeless", "testing", "manzana", "quieto", "decreased", "massages", "mensaje",
+    "mensajero", "mediacion", "cancelacion", "cancelaciones", "suicidaron",
 })
 
 # fmt: on
