@@ -258,6 +258,8 @@ _SHORTHAND: dict[str, str] = {
     # English dropped g's (added after blind38-41)
     "comin": "coming", "givin": "giving", "goin": "going", "txtin": "texting",
     "textin": "texting", "nothin": "nothing", "somthing": "something", "sumthing": "something",
+    "thinkin": "thinking", "doin": "doing", "feelin": "feeling", "hurtin": "hurting",
+    "tryin": "trying", "talkin": "talking", "sayin": "saying", "gettin": "getting",
 }
 # fmt: on
 
