@@ -1444,6 +1444,37 @@ def test_session_14_replies(text: str, intent: Intent) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Confirmed. Took my trazodone exactly like the doctor said, see you Monday", I.CONFIRM),
+        ("I'll be there, still taking the lithium just like prescribed", I.CONFIRM),
+        ("Sí voy, ya me tomo la pastilla cada noche como me dijo la doctora", I.CONFIRM),
+        ("confirmed, taking the new med as prescribed but my anxiety is worse", I.CLINICAL_CONCERN),
+        ("¿me pueden dar la cita más tarde? la señal no sirve en la mañana", I.RESCHEDULE),
+        ("anything on a saturday? i cant miss more work", I.RESCHEDULE),
+        ("friday works better than monday. can we swap?", I.RESCHEDULE),
+        ("can we push next week to the week after?", I.RESCHEDULE),
+        ("¿habrá un espacio el miércoles?", I.RESCHEDULE),
+        ("el intérprete no puede venir, mejor cancelamos esa cita", I.CANCEL),
+        ("cx. flu.", I.CANCEL),
+        ("ya tengo teléfono propio, pueden volver a mandármelos", I.OPT_IN),
+        ("please add me (his mom) to the reminders for his appts", I.OPT_IN),
+        ("resume whatsapp reminders pls, new phone", I.OPT_IN),
+        ("no quiero recibir más whatsapps de ustedes, gracias", I.OPT_OUT),
+        ("how does this work, do I reply here to change my appt or use the portal?", I.HELP),
+        ("I keep getting these but I don't know how to answer them. help??", I.HELP),
+        ("se puede contestar en español o tiene que ser en inglés?", I.HELP),
+    ],
+)
+def test_session_14_round_two_replies(text: str, intent: Intent) -> None:
+    """Medicine taken as prescribed, said in passing, is no clinical matter (symptoms alongside
+    still are); a later time, a weekday asked for, a swap, "push next week" reschedule;
+    "cancelamos", "cx" cancel; a second channel or a relative opts in; asking how replying
+    works is help."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "since he came home from deployment I feel nothing, like watching a movie of my own "

@@ -56,10 +56,12 @@ def crisis_evidence(normalized: str) -> list[Evidence]:
 
 
 def clinical_evidence(normalized: str) -> list[Evidence]:
-    """The clinical lines a normalised message matches (empty when none)."""
+    """The clinical lines a normalised message matches (empty when none), medicine taken as
+    prescribed hidden (``as_prescribed.txt``)."""
+    text = lexicons.load("as_prescribed").mask(normalized)
     found: list[Evidence] = []
     for name in _CLINICAL:
-        hit = lexicons.load(name).search(normalized)
+        hit = lexicons.load(name).search(text)
         if hit is not None:
             found.append(Evidence(Intent.CLINICAL_CONCERN, hit.rule, hit.matched))
     return found
