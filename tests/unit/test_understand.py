@@ -1513,6 +1513,28 @@ def test_session_14_round_two_replies(text: str, intent: Intent) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("confirmed. I'm on the new meds exactly like dr said, no side effects", I.CONFIRM),
+        ("Yes, confirming Thursday for the family grief session", I.CONFIRM),
+        ("Do you offer grief groups for parents? How much do they cost?", I.QUESTION),
+        ("dice responda 1 o 2, ¿cuál es para decir que sí?", I.HELP),
+        ("idk what reply R means?", I.HELP),
+        ("does this number go to my therapist or just the front desk?", I.HELP),
+        ("please send reminders also to my WhatsApp when I go home", I.OPT_IN),
+        ("saquen este número de los recordatorios, ya no lo usa", I.OPT_OUT),
+        ("the reminder says 10:00. can it be 10:30?", I.RESCHEDULE),
+        ("only day off is friday, can you fit me in friday?", I.RESCHEDULE),
+        ("no podré ir el jueves, ya pediré otra cita más adelante", I.CANCEL),
+    ],
+)
+def test_session_14_round_three_replies(text: str, intent: Intent) -> None:
+    """Medicine taken "like the doctor said" in other words; a grief group or session is a
+    service, not a symptom; which reply means yes is help; "ya pediré otra cita" cancels."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "since he came home from deployment I feel nothing, like watching a movie of my own "
