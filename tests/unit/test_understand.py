@@ -1564,6 +1564,30 @@ def test_session_14_round_three_replies(text: str, intent: Intent) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("outreach here, can you also send Sam's reminders to our office line?", I.OPT_IN),
+        ("volvedme a mandar los recordatorios, que los quité sin querer", I.OPT_IN),
+        ("apuntadme a los avisos por SMS porfa", I.OPT_IN),
+        ("pls stop the whatsapp reminders, email only from now on", I.OPT_OUT),
+        ("hola?? me contesta alguien o es todo automático", I.HELP),
+        ("who do I reply to and do I need to type something special?", I.HELP),
+        ("can I reply here about anything or only confirm/cancel?", I.HELP),
+        ("how do I pick a new time through here?", I.HELP),
+        ("can I push to after the holidays? early Feb works", I.RESCHEDULE),
+        ("¿me la podéis pasar a la semana que viene?", I.RESCHEDULE),
+        ("el lunes no puedo. ¿tenéis algo el viernes por la mañana?", I.RESCHEDULE),
+        ("the nurse schedule changed again, can we do thursdays from now on?", I.RESCHEDULE),
+    ],
+)
+def test_session_14_round_four_replies(text: str, intent: Intent) -> None:
+    """A second number or channel opts in, in peninsular Spanish too; one channel stopped opts
+    out; asking whether anyone reads or what to type is help; "push to after", "¿me la podéis
+    pasar?", "¿tenéis algo el viernes?" reschedule."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "since he came home from deployment I feel nothing, like watching a movie of my own "
