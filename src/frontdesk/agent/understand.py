@@ -77,7 +77,7 @@ _RULES_ONLY = frozenset({Intent.OPT_OUT, Intent.OPT_IN})
 # with blind2-235 retired 0.58 again (10.13 %; 10.38 % at 0.56), and with blind2-275 retired
 # 0.56 (10.19 %; 10.44 % at 0.54; 10.17 % once apostrophe contractions were read; with blind2-299
 # retired 0.56 again: 10.17 %, 10.48 % at 0.54), in steps of
-# 0.02 (docs/QUALITY.md, sessions 10 to 13).
+# 0.02 (docs/QUALITY.md, sessions 10 to 14).
 _SAFETY_FLOOR = 0.56
 # A reply or a question can carry a clinical matter no rule names ("mi mamá está durmiendo todo
 # el día con la quetiapina nueva, no quiere ni comer. ¿La doctora puede llamarnos?"): safety
